@@ -1,0 +1,39 @@
+"""flowbook: a notebook-first monitor for LLM API traffic, built on mitmproxy.
+
+``import flowbook as fb``; ``fb.start()`` runs the proxy in a background thread and every LLM
+call through it becomes an :class:`~flowbook.model.LLMFlow` in ``fb.flows()``.
+The public API lives in :mod:`flowbook.api`; it is imported lazily so that the proxy side
+(mitmproxy addon, parsers) never pays for pandas or widgets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "start", "stop", "status", "monitor", "flows", "get_flow", "export", "generate_code",
+    "diff", "stats", "load", "table", "show", "intercept_panel", "dashboard", "bookmark",
+    "tag", "comment", "related", "session", "sessions", "intercept", "config", "charts",
+    "Monitor", "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from flowbook import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'flowbook' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext flowbook`` registers the ``%flowmon`` magic."""
+    from flowbook.magics import register
+
+    register(ipython)
+
+
+def __dir__() -> list[str]:
+    return sorted([*_API, "load_ipython_extension", "__version__"])

@@ -1,0 +1,1 @@
+"""Provider wire formats: detection, request parsing, response reconstruction."""

@@ -1,0 +1,74 @@
+"""Incremental content decoding for streamed bodies (gzip, deflate, br, zstd).
+
+With ``flow.response.stream`` set, mitmproxy hands over the raw, still-compressed bytes
+(docs/wire-formats.md §0.2). Decoding here lets the framing decoder see plain bytes while the
+client still receives the original ones.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Protocol
+
+
+class _Decomp(Protocol):
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+class ContentDecodeError(ValueError):
+    pass
+
+
+class ContentDecoder:
+    """Decodes a chain of content-encodings (applied right to left) chunk by chunk."""
+
+    def __init__(self, content_encoding: str | None) -> None:
+        names = [e.strip().lower() for e in (content_encoding or "").split(",") if e.strip()]
+        self.encodings = [n for n in names if n != "identity"]
+        self._chain: list[_Decomp] = [self._make(n) for n in reversed(self.encodings)]
+
+    @staticmethod
+    def _make(name: str) -> _Decomp:
+        if name in ("gzip", "x-gzip"):
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if name == "deflate":
+            return _Deflate()
+        if name == "br":
+            import brotli
+
+            return brotli.Decompressor()  # type: ignore[no-any-return]
+        if name == "zstd":
+            import zstandard
+
+            return zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
+        raise ContentDecodeError(f"unsupported content-encoding {name!r}")
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            for d in self._chain:
+                data = d.decompress(data) if data else b""
+        except Exception as exc:  # every codec raises its own error type
+            raise ContentDecodeError(
+                f"cannot decode body as {'+'.join(self.encodings)}: {exc}"
+            ) from exc
+        return data
+
+
+class _Deflate:
+    """``deflate`` is zlib-wrapped by the RFC but raw in practice; accept both."""
+
+    def __init__(self) -> None:
+        self._d: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._head = b""
+
+    def decompress(self, data: bytes) -> bytes:
+        if self._d is None:
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            zlib_wrapped = (self._head[0] & 0x0F) == 8 and (
+                (self._head[0] << 8) | self._head[1]
+            ) % 31 == 0
+            self._d = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
+            data, self._head = self._head, b""
+        return self._d.decompress(data)

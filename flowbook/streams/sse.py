@@ -1,0 +1,115 @@
+"""Server-sent events, following the WHATWG rules (docs/wire-formats.md §0.1).
+
+Lines end in LF, CRLF or CR (Gemini uses CRLF); a blank line ends an event; ``data:`` lines join
+with LF; one space after the colon is stripped; comment lines (``: OPENROUTER PROCESSING``) are
+dropped. ``data`` is parsed as JSON when it parses, else kept as a string (``[DONE]``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from typing import Any
+
+from flowbook.model import StreamEvent
+from flowbook.streams.base import FramingDecoder
+
+
+class SSEDecoder(FramingDecoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._text = codecs.getincrementaldecoder("utf-8")("replace")
+        self._buf = ""
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._pending_cr = False
+
+    def feed(self, data: bytes, t: float | None = None) -> list[StreamEvent]:
+        t = self.now(t)
+        text = self._text.decode(data)
+        return self._consume(text, t, final=False)
+
+    def close(self, t: float | None = None) -> list[StreamEvent]:
+        t = self.now(t)
+        out = self._consume(self._text.decode(b"", final=True), t, final=True)
+        if self._data or self._event is not None:
+            # The spec drops an unterminated event; we keep it (the body ended without a blank
+            # line, which real servers do) but say so.
+            self.errors.append("stream ended inside an SSE event (no blank line after it)")
+            ev = self._dispatch(t)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def _consume(self, text: str, t: float, final: bool) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        buf = self._buf + text
+        if self._pending_cr and buf.startswith("\n"):
+            buf = buf[1:]
+        self._pending_cr = False
+        start = 0
+        n = len(buf)
+        while start < n:
+            i_n = buf.find("\n", start)
+            i_r = buf.find("\r", start)
+            if i_n == -1 and i_r == -1:
+                break
+            if i_r != -1 and (i_n == -1 or i_r < i_n):
+                end = i_r
+                if end + 1 < n:
+                    nxt = end + 2 if buf[end + 1] == "\n" else end + 1
+                else:
+                    if not final:
+                        # A CR at the end of the buffer may be half of a CRLF.
+                        self._pending_cr = True
+                    nxt = end + 1
+            else:
+                end = i_n
+                nxt = end + 1
+            line = buf[start:end]
+            start = nxt
+            ev = self._line(line, t)
+            if ev is not None:
+                events.append(ev)
+        self._buf = buf[start:]
+        if final and self._buf:
+            ev = self._line(self._buf, t)
+            self._buf = ""
+            if ev is not None:
+                events.append(ev)
+        return events
+
+    def _line(self, line: str, t: float) -> StreamEvent | None:
+        if line == "":
+            return self._dispatch(t)
+        if line.startswith(":"):
+            return None
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self._id = value
+        elif not sep and line.lstrip().startswith(("{", "[", "}", "]", '"')):
+            # Gemini sends a mid-stream error as bare JSON lines without ``data:``
+            # (python-genai counts braces for it). Keep those lines as data.
+            self._data.append(line)
+        return None
+
+    def _dispatch(self, t: float) -> StreamEvent | None:
+        if not self._data and self._event is None:
+            return None
+        raw = "\n".join(self._data)
+        event = self._event
+        self._data = []
+        self._event = None
+        data: Any
+        try:
+            data = json.loads(raw) if raw else raw
+        except ValueError:
+            data = raw
+        return StreamEvent(t=t, event=event, data=data)
