@@ -16,7 +16,7 @@ _API = {
     "start", "stop", "status", "monitor", "flows", "get_flow", "export", "generate_code",
     "diff", "stats", "load", "table", "show", "intercept_panel", "dashboard", "bookmark",
     "tag", "comment", "related", "session", "sessions", "intercept", "config", "charts",
-    "Monitor", "store",
+    "Monitor", "store", "wait_idle",
 }
 
 
@@ -37,3 +37,19 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def __dir__() -> list[str]:
     return sorted([*_API, "load_ipython_extension", "__version__"])
+
+
+def _register_in_running_ipython() -> None:
+    # ``import flowbook`` inside IPython registers %flowmon too (only if IPython is loaded
+    # already: importing it here would slow down plain scripts and the proxy's child processes).
+    import sys
+
+    ipy = sys.modules.get("IPython")
+    if ipy is None:
+        return
+    shell = ipy.get_ipython()
+    if shell is not None and "flowmon" not in shell.magics_manager.magics.get("line", {}):
+        load_ipython_extension(shell)
+
+
+_register_in_running_ipython()

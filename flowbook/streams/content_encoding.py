@@ -38,9 +38,12 @@ class ContentDecoder:
 
             return brotli.Decompressor()  # type: ignore[no-any-return]
         if name == "zstd":
-            import zstandard
+            try:
+                from compression import zstd  # type: ignore[import-not-found]  # 3.14+
+            except ImportError:
+                from backports import zstd  # type: ignore[no-redef]  # mitmproxy's dependency
 
-            return zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
+            return zstd.ZstdDecompressor()  # type: ignore[no-any-return]
         raise ContentDecodeError(f"unsupported content-encoding {name!r}")
 
     def feed(self, data: bytes) -> bytes:

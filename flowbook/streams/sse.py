@@ -85,6 +85,11 @@ class SSEDecoder(FramingDecoder):
             return self._dispatch(t)
         if line.startswith(":"):
             return None
+        if line.lstrip()[:1] in ("{", "[", "}", "]", '"'):
+            # A pretty-printed bare JSON line (Gemini's mid-stream error) is no field, even
+            # when it holds a colon (``  "error": {``): keep it as data.
+            self._data.append(line)
+            return None
         name, sep, value = line.partition(":")
         if sep and value.startswith(" "):
             value = value[1:]
@@ -112,4 +117,6 @@ class SSEDecoder(FramingDecoder):
             data = json.loads(raw) if raw else raw
         except ValueError:
             data = raw
+            if raw.lstrip()[:1] in ("{", "["):
+                self.errors.append(f"SSE data is not valid JSON: {raw[:120]!r}")
         return StreamEvent(t=t, event=event, data=data)

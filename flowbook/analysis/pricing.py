@@ -1,0 +1,187 @@
+"""Cost in USD of a flow, from the prices the ``genai-prices`` package holds.
+
+flowbook's :class:`~flowbook.model.Usage` already has genai-prices' meaning (input includes the
+cached tokens, output includes reasoning), so it maps field for field onto ``genai_prices.Usage``;
+cache reads and writes are passed so their discounted/surcharged prices apply.
+
+An unknown model, or a provider that does not bill in tokens (Kiro bills credits, a local Ollama
+server bills nothing we could price), gives ``None``, never ``0``: the DataFrame shows NaN and
+sums skip it. Which genai-prices provider and model a (provider, model) pair resolves to is
+memoised, misses included, so pricing a flow costs a dictionary look-up plus the arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from flowbook.model import LLMFlow, Usage
+
+# flowbook provider name -> genai-prices provider id. Names not listed are tried as they are,
+# then by model name alone.
+PROVIDER_IDS: dict[str, str] = {
+    "openai": "openai",
+    "openai-responses": "openai",
+    "codex": "openai",
+    "azure": "azure",
+    "azure-openai": "azure",
+    "anthropic": "anthropic",
+    "anthropic-vertex": "anthropic",
+    "gemini": "google",
+    "google": "google",
+    "vertex": "google",
+    "gemini-vertex": "google",
+    "gemini-cli": "google",
+    "code-assist": "google",
+    "bedrock": "aws",
+    "aws": "aws",
+    "deepseek": "deepseek",
+    "openrouter": "openrouter",
+    "groq": "groq",
+    "mistral": "mistral",
+    "xai": "x-ai",
+    "x-ai": "x-ai",
+    "together": "together",
+    "fireworks": "fireworks",
+    "cerebras": "cerebras",
+    "cohere": "cohere",
+    "perplexity": "perplexity",
+    "moonshot": "moonshotai",
+}
+# Providers whose calls have no USD token price.
+UNPRICED_PROVIDERS = frozenset({"kiro", "codewhisperer", "ollama"})
+
+_lock = threading.Lock()
+# (provider, model) -> (provider_id or None, model_ref) that genai-prices knows, or None.
+_resolved: dict[tuple[str, str], tuple[str | None, str] | None] = {}
+
+
+def _normalise(provider: str) -> str:
+    return provider.strip().lower().replace("_", "-")
+
+
+def _model_refs(model: str) -> list[str]:
+    """Spellings to try: as sent, without Gemini's ``models/`` prefix, without a vendor prefix."""
+    refs = [model]
+    for prefix in ("models/", "publishers/google/models/"):
+        if model.startswith(prefix):
+            refs.append(model[len(prefix) :])
+    if "/" in model:
+        refs.append(model.rsplit("/", 1)[-1])
+    return list(dict.fromkeys(refs))
+
+
+def _try(provider_id: str | None, model_ref: str) -> bool:
+    from genai_prices import Usage as GPUsage
+    from genai_prices import calc_price
+
+    try:
+        calc_price(GPUsage(input_tokens=1), model_ref, provider_id=provider_id)
+    except (LookupError, ValueError):
+        return False
+    return True
+
+
+def resolve(provider: str, model: str) -> tuple[str | None, str] | None:
+    """The genai-prices (provider_id, model_ref) that prices this pair, or None. Memoised."""
+    key = (provider, model)
+    with _lock:
+        if key in _resolved:
+            return _resolved[key]
+    norm = _normalise(provider)
+    pid = PROVIDER_IDS.get(norm, norm)
+    found: tuple[str | None, str] | None = None
+    for ref in _model_refs(model):
+        if _try(pid, ref):
+            found = (pid, ref)
+            break
+    else:
+        # A custom base URL or an OpenAI-compatible gateway: match on the model name alone.
+        for ref in _model_refs(model):
+            if _try(None, ref):
+                found = (None, ref)
+                break
+    with _lock:
+        _resolved[key] = found
+    return found
+
+
+def _as_datetime(timestamp: Any) -> datetime | None:
+    if timestamp is None:
+        return None
+    if isinstance(timestamp, datetime):
+        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(timestamp), tz=UTC)
+
+
+def cost_usd(
+    provider: str, model: str | None, usage: Usage | None, *, timestamp: Any = None
+) -> float | None:
+    """Price of one call in USD, or None when the price is unknown.
+
+    ``timestamp`` (epoch seconds or datetime; default now) picks the price in force then.
+    Cache-read and cache-write tokens are priced at their own rates.
+    """
+    if not model or usage is None or (usage.source == "missing" and not usage.total):
+        return None
+    if _normalise(provider or "") in UNPRICED_PROVIDERS:
+        return None
+    target = resolve(provider or "", model)
+    if target is None:
+        return None
+    from genai_prices import Usage as GPUsage
+    from genai_prices import calc_price
+
+    gp_usage = GPUsage(
+        input_tokens=max(usage.input, 0),
+        cache_read_tokens=max(usage.cache_read, 0),
+        cache_write_tokens=max(usage.cache_write, 0),
+        output_tokens=max(usage.output, 0),
+    )
+    try:
+        result = calc_price(
+            gp_usage,
+            target[1],
+            provider_id=target[0],
+            genai_request_timestamp=_as_datetime(timestamp),
+        )
+    except (LookupError, ValueError):
+        # Inconsistent usage (cache tokens above input) or no price at that date.
+        return None
+    value = float(result.total_price)
+    return value if math.isfinite(value) else None
+
+
+def flow_cost(flow: LLMFlow) -> float | None:
+    """Price of a flow from its provider, model, usage and creation time."""
+    return cost_usd(flow.provider, flow.model, flow.usage, timestamp=flow.timestamps.created)
+
+
+def kiro_credits(flow: LLMFlow) -> float | None:
+    """Kiro credits billed for a flow (its ``meteringEvent`` usage), or None if not reported."""
+    resp = flow.response
+    if resp is None:
+        return None
+    for key in ("credits", "kiro_credits", "metering_credits", "metering_usage"):
+        value = resp.extra.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    total: float | None = None
+    for event in resp.events:
+        data = event.data
+        if isinstance(data, dict) and "meteringEvent" in data:
+            data = data["meteringEvent"]  # the wrapped shape some test doubles use
+        elif event.event != "meteringEvent":
+            continue
+        usage = data.get("usage") if isinstance(data, dict) else None
+        if isinstance(usage, int | float) and not isinstance(usage, bool):
+            total = (total or 0.0) + float(usage)
+    return total
+
+
+def clear_cache() -> None:
+    """Forget resolved models (after ``genai_prices.UpdatePrices`` loaded newer prices)."""
+    with _lock:
+        _resolved.clear()

@@ -1,0 +1,169 @@
+"""flowbook's public API (DESIGN §3): ``import flowbook as fb`` exposes these names."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowbook.model import LLMFlow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from flowbook.capture.monitor import Monitor
+    from flowbook.runtime import Runtime
+
+__all__ = [
+    "bookmark", "comment", "flows", "get_flow", "load", "monitor", "start", "status", "stop",
+    "tag",
+]
+
+_lock = threading.RLock()
+_runtime: Runtime | None = None
+
+
+def _rt(data_dir: str | Path | None = None) -> Runtime:
+    """The runtime (store, recorder, file store) of the current data dir."""
+    global _runtime
+    from flowbook.config import resolve_data_dir
+    from flowbook.runtime import Runtime
+
+    with _lock:
+        wanted = resolve_data_dir(data_dir) if data_dir is not None else None
+        if _runtime is not None and (wanted is None or _runtime.data_dir == wanted):
+            return _runtime
+        if _runtime is not None:
+            if _runtime.monitor is not None and _runtime.monitor.running:
+                raise RuntimeError(
+                    f"flowbook is capturing into {_runtime.data_dir}; call fb.stop() before "
+                    f"switching to {wanted}"
+                )
+            _runtime.close()
+        _runtime = Runtime(wanted or resolve_data_dir(None))
+        return _runtime
+
+
+def start(
+    port: int = 8080,
+    host: str = "127.0.0.1",
+    mode: str | list[str] = "regular",
+    data_dir: str | Path | None = None,
+    **options: Any,
+) -> Monitor:
+    """Start capturing: mitmproxy in a background thread, flows into the store.
+
+    ``mode`` is any mitmproxy mode spec or a list of them (``"regular"``,
+    ``"reverse:https://api.openai.com"``, ``"upstream:http://corp:3128"``). ``port=0`` picks a
+    free port. Extra keyword options go to mitmproxy (e.g. ``ssl_insecure=True``). Idempotent: a
+    second call returns the running monitor.
+    """
+    with _lock:
+        rt = _rt(data_dir)
+        return rt.start(port=port, host=host, mode=mode, options=options)
+
+
+def stop() -> None:
+    """Stop the proxy (flows stay in the store and on disk)."""
+    with _lock:
+        if _runtime is not None:
+            _runtime.stop()
+
+
+def monitor() -> Monitor | None:
+    """The running Monitor, or None."""
+    rt = _runtime
+    if rt is None or rt.monitor is None or not rt.monitor.running:
+        return None
+    return rt.monitor
+
+
+def status() -> dict[str, Any]:
+    """Running state, addresses, counts, data dir and recovery notes, as a dict."""
+    rt = _rt()
+    return rt.status()
+
+
+def flows(
+    filter: str | None = None,  # noqa: A002 - the public name in the design
+    *,
+    sort_by: str = "timestamp",
+    sort_order: str = "desc",
+    page: int | None = None,
+    page_size: int = 50,
+    include_history: bool = False,
+) -> pd.DataFrame:
+    """Captured flows as a DataFrame, one row per flow (columns: DESIGN §3).
+
+    ``filter`` is a filter expression (``model:gpt-4 AND tokens:>1000``, ``~d api.openai.com``).
+    ``page`` counts from 1 (None: every matching row); ``df.attrs["total"]`` holds the number of
+    matching rows before paging. ``include_history=True`` adds every flow stored in the data dir;
+    in a process that has captured nothing yet, history is what you get.
+    """
+    rt = _rt()
+    return rt.query(filter, sort_by=sort_by, sort_order=sort_order, page=page,
+                    page_size=page_size, include_history=include_history)
+
+
+def get_flow(flow_id: str) -> LLMFlow:
+    """The full flow (read back from disk when it was evicted from memory)."""
+    rt = _rt()
+    flow = rt.get_flow(flow_id)
+    if flow is None:
+        raise KeyError(f"no flow with id {flow_id!r} (fb.flows() lists the ids)")
+    return flow
+
+
+def bookmark(flow_id: str, on: bool = True) -> None:
+    """Bookmark (or un-bookmark) a flow; persisted, filterable with ``is:bookmarked``."""
+    _rt().annotate(flow_id, bookmarked=on)
+
+
+def tag(flow_id: str, *tags: str) -> None:
+    """Add tags to a flow; persisted, filterable with ``tag:x``."""
+    _rt().annotate(flow_id, add_tags=list(tags))
+
+
+def comment(flow_id: str, text: str) -> None:
+    """Set a flow's comment; persisted, searchable with ``~comment``."""
+    _rt().annotate(flow_id, comment=text)
+
+
+def load(path: str | Path) -> list[str]:
+    """Import flows from a flowbook JSONL file; returns the ids added."""
+    return _rt().load(Path(path))
+
+
+def wait_idle(timeout: float = 10.0) -> bool:
+    """Wait until every captured byte has been parsed and stored (handy in scripts and tests)."""
+    rt = _runtime
+    return True if rt is None else rt.wait_idle(timeout)
+
+
+def store() -> Any:
+    """The in-memory FlowStore of the current data dir (advanced use: change signal, LRU)."""
+    return _rt().store
+
+
+def _reset_for_tests() -> None:
+    """Stop everything and forget the runtime (tests use a fresh data dir each)."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.close()
+        _runtime = None
+
+
+def _ids(selection: Any) -> Iterable[str]:
+    if selection is None:
+        return list(flows(include_history=True)["id"])
+    if isinstance(selection, str):
+        return list(flows(selection, include_history=True)["id"])
+    if hasattr(selection, "columns") and "id" in selection.columns:
+        return list(selection["id"])
+    return list(selection)
+
+
+_start_time = time.time()

@@ -1,0 +1,1 @@
+"""Capture: the mitmproxy addon, the proxy thread, the recorder and the Monitor."""

@@ -1,0 +1,192 @@
+"""The mitmproxy addon: detect LLM calls, tee streamed bodies, hand everything to the recorder.
+
+Runs on the proxy's event loop, so every hook does the least it can: stamp a time, build a
+:class:`RequestView`, ask the provider registry, and queue the rest. Streamed responses are
+forwarded chunk by chunk unchanged (``flow.response.stream`` returns each chunk as it came);
+the tee only records the chunk and its arrival time.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from mitmproxy import http
+
+from flowbook.capture.recorder import FlowRecorder
+from flowbook.providers import registry
+from flowbook.providers.base import RequestView
+
+if TYPE_CHECKING:
+    from flowbook.intercept import InterceptController
+
+_STREAM_FLAG = re.compile(rb'"stream"\s*:\s*true')
+_STREAM_TYPES = ("text/event-stream", "vnd.amazon.eventstream", "ndjson", "jsonl")
+_CANCEL_MESSAGES = ("client disconnected", "connection killed")
+
+META_KEY = "flowbook_id"
+
+
+class StreamTee:
+    """``flow.response.stream`` callable: forward each chunk unchanged, record a copy."""
+
+    __slots__ = ("ended", "flow_id", "recorder")
+
+    def __init__(self, recorder: FlowRecorder, flow_id: str) -> None:
+        self.recorder = recorder
+        self.flow_id = flow_id
+        self.ended = False
+
+    def __call__(self, data: bytes) -> bytes:
+        t = time.time()
+        if data:
+            self.recorder.chunk(self.flow_id, t, data)
+        else:
+            self.end(t)
+        return data
+
+    def end(self, t: float) -> None:
+        if not self.ended:
+            self.ended = True
+            self.recorder.response_end(self.flow_id, t, None)
+
+
+def request_view(flow: http.HTTPFlow) -> RequestView:
+    req = flow.request
+    headers: dict[str, str] = {}
+    for k, v in req.headers.items(multi=True):
+        k = k.lower()
+        headers[k] = f"{headers[k]}, {v}" if k in headers else v
+    body = req.get_content(strict=False) or b""
+    return RequestView(
+        method=req.method,
+        url=req.pretty_url,
+        host=req.pretty_host,
+        path=req.path,
+        headers=headers,
+        body=body,
+        port=req.port,
+    )
+
+
+def looks_streamed(flow: http.HTTPFlow) -> bool:
+    """Should this response be streamed through (never buffered)?"""
+    assert flow.response is not None
+    ct = flow.response.headers.get("content-type", "").lower()
+    if any(s in ct for s in _STREAM_TYPES):
+        return True
+    path = flow.request.path
+    if "streamGenerateContent" in path or "converse-stream" in path or \
+            "invoke-with-response-stream" in path:
+        return True
+    raw = flow.request.raw_content or b""
+    return bool(raw) and b'"stream"' in raw and _STREAM_FLAG.search(raw) is not None
+
+
+class FlowbookAddon:
+    """Hooks mitmproxy calls for every flow."""
+
+    def __init__(self, recorder: FlowRecorder, interceptor: InterceptController | None = None,
+                 host: Any = None) -> None:
+        self.recorder = recorder
+        self.interceptor = interceptor
+        self.intercept_host = host
+        self.ready = threading.Event()
+
+    def running(self) -> None:
+        self.ready.set()
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        created = flow.request.timestamp_start or time.time()
+        view = request_view(flow)
+        found = registry.detect(view)
+        if found is None:
+            return
+        provider, detection = found
+        flow_id = flow.id.replace("-", "")[:16]
+        flow.metadata[META_KEY] = flow_id
+        client = flow.client_conn.peername
+        client_addr = f"{client[0]}:{client[1]}" if client else None
+        ic = self.interceptor
+        if ic is not None and ic.active():
+            llm = self.recorder.begin(flow_id, view, provider, detection, created=created,
+                                      client_address=client_addr, parse_now=True)
+            assert llm is not None
+            before = flow.request.get_content(strict=False)
+            before_headers = flow.request.headers.copy()
+            await ic.on_request(flow, llm, self.intercept_host)
+            changed = None
+            if (flow.request.get_content(strict=False) != before
+                    or flow.request.headers != before_headers):
+                changed = request_view(flow)
+            self.recorder.request_sent(flow_id, time.time(), changed)
+            if flow.response is not None:  # mocked / blocked / dropped before upstream
+                self._mocked(flow, flow_id)
+            return
+        self.recorder.begin(flow_id, view, provider, detection, created=created,
+                            client_address=client_addr)
+        self.recorder.request_sent(flow_id, time.time())
+
+    def _mocked(self, flow: http.HTTPFlow, flow_id: str) -> None:
+        # A response set in the request hook never reaches responseheaders; record it here.
+        resp = flow.response
+        assert resp is not None
+        flow.metadata["flowbook_mocked"] = True
+        now = time.time()
+        self.recorder.response_headers(flow_id, now, resp.status_code, resp.reason,
+                                       _headers(resp.headers), False)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        resp = flow.response
+        assert resp is not None
+        flow_id = flow.metadata.get(META_KEY)
+        streamed = looks_streamed(flow)
+        if flow_id is None:
+            if streamed:
+                resp.stream = True  # not an LLM call, but never buffer a stream either
+            return
+        ic = self.interceptor
+        if ic is not None and ic.active() and ic.wants_response(flow, None):
+            streamed_for_client = streamed
+            streamed = False  # buffer: the whole response is paused and can be edited
+            flow.metadata["flowbook_client_stream"] = streamed_for_client
+        t = time.time()
+        self.recorder.response_headers(flow_id, t, resp.status_code, resp.reason,
+                                       _headers(resp.headers), streamed)
+        if streamed:
+            resp.stream = StreamTee(self.recorder, flow_id)
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        flow_id = flow.metadata.get(META_KEY)
+        if flow_id is None:
+            return
+        resp = flow.response
+        assert resp is not None
+        if isinstance(resp.stream, StreamTee):
+            # Normally the tee saw the end already; a body-less response never reaches it.
+            resp.stream.end(resp.timestamp_end or time.time())
+            return
+        ic = self.interceptor
+        if (ic is not None and ic.active() and not flow.metadata.get("flowbook_mocked")
+                and ic.wants_response(flow, None)):
+            await ic.on_response(flow, None, self.intercept_host)
+        t = resp.timestamp_end or time.time()
+        self.recorder.response_end(flow_id, t, resp.raw_content)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        flow_id = flow.metadata.get(META_KEY)
+        if flow_id is None or flow.error is None:
+            return
+        msg = flow.error.msg
+        cancelled = any(m in msg.lower() for m in _CANCEL_MESSAGES)
+        self.recorder.failed(flow_id, time.time(), msg, cancelled=cancelled)
+
+
+def _headers(headers: http.Headers) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in headers.items(multi=True):
+        k = k.lower()
+        out[k] = f"{out[k]}, {v}" if k in out else v
+    return out

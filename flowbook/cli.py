@@ -1,0 +1,138 @@
+"""The ``flowbook`` command: headless capture, queries, exports, the demo and JupyterLab."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None,
+                   help="data dir (default: $FLOWBOOK_DATA_DIR or ~/.flowbook)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowbook", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    cap = sub.add_parser("capture", help="run the proxy, writing flows to the data dir, until "
+                                         "Ctrl-C")
+    cap.add_argument("--port", type=int, default=8080)
+    cap.add_argument("--host", default="127.0.0.1")
+    cap.add_argument("--mode", action="append", default=None,
+                     help="mitmproxy mode spec; repeat for several (default: regular)")
+    _add_data_dir(cap)
+
+    fl = sub.add_parser("flows", help="print stored flows")
+    fl.add_argument("filter", nargs="?", default=None)
+    fl.add_argument("--limit", type=int, default=50)
+    fl.add_argument("--columns", default="id,timestamp,provider,model,state,status_code,"
+                                         "input_tokens,output_tokens,cost_usd,latency_ms,ttft_ms")
+    _add_data_dir(fl)
+
+    st = sub.add_parser("stats", help="print usage statistics")
+    st.add_argument("--by", default="model")
+    st.add_argument("--filter", default=None)
+    _add_data_dir(st)
+
+    demo = sub.add_parser("demo", help="offline demo: fake upstream + real SDKs through the "
+                                       "proxy")
+    demo.add_argument("--data-dir", default=None,
+                      help="keep the demo's flows here (default: a temporary dir)")
+
+    lab = sub.add_parser("lab", help="JupyterLab on the quickstart notebook")
+    lab.add_argument("--port", type=int, default=8888)
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "capture":
+            return _capture(args)
+        if args.command == "flows":
+            return _flows(args)
+        if args.command == "stats":
+            return _stats(args)
+        if args.command == "demo":
+            from flowbook.demo import run_demo
+
+            return run_demo(data_dir=args.data_dir)
+        if args.command == "lab":
+            return _lab(args)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"flowbook: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _capture(args: argparse.Namespace) -> int:
+    import flowbook as fb
+
+    mon = fb.start(port=args.port, host=args.host, mode=args.mode or "regular",
+                   data_dir=args.data_dir)
+    print(repr(mon), flush=True)
+    last = ""
+    try:
+        while True:
+            time.sleep(0.5)
+            s = fb.status()
+            line = (f"\r{s['flows_in_session']} flows captured, {s['in_progress']} in progress"
+                    f"  (Ctrl-C to stop)")
+            if line != last and sys.stdout.isatty():
+                print(line, end="", flush=True)
+            last = line
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fb.stop()
+        print(f"\nstopped; flows are in {mon.data_dir}")
+    return 0
+
+
+def _flows(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import flowbook as fb
+    from flowbook import api
+
+    api._rt(args.data_dir)
+    df = fb.flows(args.filter, include_history=True, page=1, page_size=args.limit)
+    cols = [c for c in args.columns.split(",") if c in df.columns]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(df[cols].to_string(index=False) if len(df) else "no flows")
+    print(f"{len(df)} of {df.attrs.get('total', len(df))} flows")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from flowbook import api
+    from flowbook.analysis.stats import stats
+
+    api._rt(args.data_dir)
+    df = api.flows(args.filter, include_history=True)
+    by = [b for b in args.by.split(",") if b] or None
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(stats(df, by=by).to_string())
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    nb = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
+    cmd = [sys.executable, "-m", "jupyter", "lab", str(nb), f"--port={args.port}",
+           "--ServerApp.ip=127.0.0.1"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    cmd += [a for a in args.lab_args if a != "--"]
+    os.execv(sys.executable, cmd)
+    return 0  # pragma: no cover
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

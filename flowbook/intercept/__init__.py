@@ -1,0 +1,143 @@
+"""Interception: breakpoints, rules (pause, modify, mock, delay, block) and paused flows.
+
+``fb.intercept`` is this module. Its functions act on one process-wide
+:class:`InterceptController` (:func:`controller`), which the capture addon calls from the proxy
+loop and which the approval panel (``fb.intercept_panel()``) watches::
+
+    fb.intercept.enable("model:gpt-4o", on="both", timeout=60)
+    p = fb.intercept.pending()[0]
+    fb.intercept.resume(p.id, request_body={**p.editable, "temperature": 0})
+    fb.intercept.add_rule("provider:anthropic", "modify", max_tokens=256)
+    fb.intercept.add_rule("model:gpt-4o-mini", "mock", text="canned answer")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flowbook.intercept.controller import InterceptController
+from flowbook.intercept.edit import EditError
+from flowbook.intercept.host import InterceptHost, NullHost
+from flowbook.intercept.magic import intercept_magic
+from flowbook.intercept.pending import PendingFlow
+from flowbook.intercept.rules import Rule
+
+__all__ = [
+    "EditError",
+    "InterceptController",
+    "InterceptHost",
+    "NullHost",
+    "PendingFlow",
+    "Rule",
+    "add_rule",
+    "controller",
+    "disable",
+    "drop",
+    "enable",
+    "hold",
+    "intercept_magic",
+    "mock",
+    "pending",
+    "release_hold",
+    "remove_rule",
+    "resume",
+    "rules",
+    "status",
+]
+
+_controller: InterceptController | None = None
+
+
+def controller(data_dir: Path | None = None) -> InterceptController:
+    """The process-wide controller; ``data_dir`` (when given) loads and persists its rules."""
+    global _controller
+    if _controller is None:
+        _controller = InterceptController()
+    if data_dir is not None:
+        _controller.set_data_dir(Path(data_dir))
+    return _controller
+
+
+def enable(
+    filter: str | None = None,
+    *,
+    on: str = "request",
+    timeout: float = 30.0,
+    timeout_action: str = "continue",
+) -> None:
+    """Pause LLM flows matching ``filter`` (all when None) at ``on``: request|response|both.
+
+    A paused flow waits for :func:`resume`, :func:`drop` or :func:`mock`; after ``timeout``
+    seconds (not counted while someone edits it) it continues unchanged or is dropped
+    (``timeout_action``). Other traffic keeps flowing.
+    """
+    controller().enable(filter, on=on, timeout=timeout, timeout_action=timeout_action)
+
+
+def disable() -> None:
+    """Stop pausing; flows paused by :func:`enable` are released unchanged."""
+    controller().disable()
+
+
+def pending() -> list[PendingFlow]:
+    """Paused flows, oldest first (``.id .stage .flow .remaining_s .editing .editable``)."""
+    return controller().pending()
+
+
+def resume(
+    flow_id: str,
+    *,
+    request_body: Any = None,
+    response_body: Any = None,
+    headers: dict[str, Any] | None = None,
+) -> None:
+    """Continue a paused flow, optionally with an edited body (dict or JSON text) and headers.
+
+    A bad edit raises :class:`EditError` and the flow stays paused. ``headers`` values of None
+    remove a header. At the response stage of a streamed call, ``response_body`` is the
+    non-streamed body; the client receives it in the provider's stream format.
+    """
+    controller().resume(
+        flow_id, request_body=request_body, response_body=response_body, headers=headers
+    )
+
+
+def drop(flow_id: str) -> None:
+    """End a paused flow; the client receives a clear error in its provider's format."""
+    controller().drop(flow_id)
+
+
+def mock(flow_id: str, body: Any = None, *, text: str | None = None) -> None:
+    """Answer a paused flow without (more of) upstream: ``text`` or a full provider ``body``."""
+    controller().mock(flow_id, body, text=text)
+
+
+def hold(flow_id: str) -> None:
+    """Pause a paused flow's countdown while it is being edited."""
+    controller().hold(flow_id)
+
+
+def release_hold(flow_id: str) -> None:
+    """Restart the countdown (at least a few seconds remain)."""
+    controller().release_hold(flow_id)
+
+
+def add_rule(filter: str | None, action: str, **params: Any) -> str:
+    """Add a rule (pause | modify | mock | delay | block); returns its id. Persisted."""
+    return controller().add_rule(filter, action, **params)
+
+
+def rules() -> list[Rule]:
+    """The rules, in evaluation order."""
+    return controller().rules.all()
+
+
+def remove_rule(rule_id: str) -> None:
+    """Remove a rule by id."""
+    controller().remove_rule(rule_id)
+
+
+def status() -> dict[str, Any]:
+    """Breakpoint settings, rule count and number of paused flows."""
+    return controller().status()

@@ -1,0 +1,114 @@
+"""``%flowmon``: the notebook's short way to drive flowbook.
+
+    %flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR]
+    %flowmon stop | status
+    %flowmon flows [FILTER]            the flows DataFrame (filtered)
+    %flowmon show ID                   one flow
+    %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
+    %flowmon intercept off
+    %flowmon                           status and the latest flows
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+USAGE = __doc__ or ""
+
+
+class MagicUsageError(ValueError):
+    """A %flowmon line that cannot be understood; the message says how to fix it."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would sys.exit() inside the kernel
+        raise MagicUsageError(f"%flowmon {self.prog.split()[-1]}: {message}\n{USAGE}")
+
+
+def _start_parser() -> _Parser:
+    p = _Parser(prog="%flowmon start", add_help=False)
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--mode", action="append", default=None)
+    p.add_argument("--data-dir", default=None)
+    return p
+
+
+def _intercept_parser() -> _Parser:
+    p = _Parser(prog="%flowmon intercept", add_help=False)
+    p.add_argument("switch", choices=["on", "off"])
+    p.add_argument("filter", nargs="*")
+    stage = p.add_mutually_exclusive_group()
+    stage.add_argument("--response", action="store_true")
+    stage.add_argument("--both", action="store_true")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--drop", action="store_true", help="drop (not continue) at the timeout")
+    return p
+
+
+def run_line(line: str) -> Any:
+    """Execute one ``%flowmon`` line and return what the cell should display."""
+    import flowbook as fb
+
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise MagicUsageError(f"%flowmon: cannot split the line: {exc}") from None
+    if not argv:
+        return _overview()
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "start":
+        a = _start_parser().parse_args(rest)
+        return fb.start(port=a.port, host=a.host, mode=a.mode or "regular",
+                        data_dir=a.data_dir)
+    if cmd == "stop":
+        fb.stop()
+        return "flowbook stopped"
+    if cmd == "status":
+        return fb.status()
+    if cmd == "flows":
+        return fb.flows(" ".join(rest) or None)
+    if cmd == "show":
+        if len(rest) != 1:
+            raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
+        return fb.get_flow(rest[0])
+    if cmd == "intercept":
+        a = _intercept_parser().parse_args(rest)
+        if a.switch == "off":
+            fb.intercept.disable()
+            return "interception off"
+        on = "both" if a.both else "response" if a.response else "request"
+        expr = " ".join(a.filter) or None
+        fb.intercept.enable(expr, on=on, timeout=a.timeout,
+                            timeout_action="drop" if a.drop else "continue")
+        return f"intercepting {on}s of {expr or 'every LLM call'} (timeout {a.timeout:g} s)"
+    raise MagicUsageError(f"%flowmon: unknown command {cmd!r}.\n{USAGE}")
+
+
+def _overview() -> Any:
+    import flowbook as fb
+
+    status = fb.status()
+    try:
+        from IPython.display import display
+
+        display(status)
+    except ImportError:
+        pass
+    return fb.flows(page=1, page_size=20)
+
+
+def register(ipython: Any) -> None:
+    """Register ``%flowmon`` with an IPython shell."""
+
+    def flowmon(line: str) -> Any:
+        try:
+            return run_line(line)
+        except MagicUsageError as exc:
+            print(exc)
+            return None
+
+    flowmon.__doc__ = USAGE
+    ipython.register_magic_function(flowmon, "line", "flowmon")

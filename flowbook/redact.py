@@ -1,0 +1,437 @@
+"""Secret masking for flows at rest and in exports (DESIGN §8).
+
+A secret is replaced by a short *fingerprint*: a public type marker (``sk-``, ``sk-ant-``,
+``AIza`` …) and the last four characters, e.g. ``sk-…a1b2``, so flows sent with different keys
+stay distinguishable while no usable part of a key is kept. Masking is idempotent: a fingerprint
+contains ``…``, which no secret pattern accepts, so masking twice changes nothing.
+
+Compared with the reference's rules (docs/reference-flow-monitor.md §6.2), fixed here:
+
+* every pattern is anchored on both sides (no more 11-digit "phone numbers" inside epoch
+  timestamps or ids; no ``AIza``/``AKIA`` hits in the middle of base64 image data);
+* ``sk-`` keys need a digit and a letter (kebab-case words are not keys) and are no longer
+  shadowed by a broader rule; ``Bearer`` tokens keep their scheme;
+* header masking keeps the scheme and AWS SigV4's non-secret parts, and understands cookies;
+* JSON bodies stay valid JSON, tool-call structs and stream events are masked too;
+* personal-data rules (email, phone, card, CN id) exist but are opt-in, with checksums/bounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from flowbook.model import LLMFlow, Part
+
+ELLIPSIS = "…"
+# Public type markers kept in a fingerprint, longest first.
+_MARKERS = (
+    "sk-ant-", "sk-proj-", "sk-svcacct-", "sk-admin-", "sk-or-", "sk-", "github_pat_", "ghp_",
+    "gho_", "ghu_", "ghs_", "ghr_", "xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxo-",
+    "hf_", "gsk_", "xai-", "AIza", "AKIA", "ASIA", "eyJ",
+)  # fmt: skip
+
+
+def fingerprint(secret: str) -> str:
+    """``<type marker>…<last 4>`` for a secret; only ``…`` (plus marker) when it is short.
+
+    At most four characters of the secret's random part are kept, and only when at least twelve
+    remain hidden.
+    """
+    s = secret.strip()
+    marker = next((m for m in _MARKERS if s.startswith(m)), "")
+    tail = s[-4:] if len(s) - len(marker) >= 12 else ""
+    return f"{marker}{ELLIPSIS}{tail}"
+
+
+@dataclass(frozen=True)
+class RedactionRule:
+    """One pattern. ``group`` is the part that is secret (0 = the whole match); it is replaced by
+    ``replacement`` or, when that is None, by its fingerprint. ``check`` can veto a match;
+    ``before`` (searched in the 64 characters up to and including the match's first one) lets a
+    fast pattern anchor on a short tail and confirm the longer context afterwards."""
+
+    name: str
+    pattern: re.Pattern[str]
+    group: int = 0
+    replacement: str | None = None
+    enabled: bool = True
+    check: Callable[[str], bool] | None = None
+    before: re.Pattern[str] | None = None
+
+    def apply(self, text: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            secret = m.group(self.group)
+            if not secret or ELLIPSIS in secret or (self.check and not self.check(secret)):
+                return m.group(0)
+            if self.before and not self.before.search(text[max(0, m.start() - 64) : m.start() + 1]):
+                return m.group(0)
+            masked = self.replacement if self.replacement is not None else fingerprint(secret)
+            start, end = m.start(self.group) - m.start(), m.end(self.group) - m.start()
+            whole = m.group(0)
+            return whole[:start] + masked + whole[end:]
+
+        return self.pattern.sub(sub, text)
+
+
+def _has_digit_and_letter(s: str) -> bool:
+    return any(c.isdigit() for c in s) and any(c.isalpha() for c in s)
+
+
+def _luhn(s: str) -> bool:
+    digits = [int(c) for c in s if c.isdigit()]
+    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2)
+                for i, d in enumerate(reversed(digits)))  # fmt: skip
+    return len(digits) in (15, 16) and total % 10 == 0
+
+
+def _cn_id(s: str) -> bool:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(c) * w for c, w in zip(s[:17], weights, strict=True))
+    return "10X98765432"[total % 11] == s[17].upper()
+
+
+_NOT_BEFORE = r"[A-Za-z0-9_\-]"  # a secret does not continue a longer token on its left
+_E = r"(?![A-Za-z0-9_\-])"
+_SECRET_NAMES = (
+    r"(?:x-)?(?:goog-)?api[_-]?key|apikey|access[_-]?token|refresh[_-]?token|id[_-]?token|"
+    r"session[_-]?token|security[_-]?token|client[_-]?secret|secret[_-]?(?:access[_-]?)?key|"
+    r"private[_-]?key|password|passwd"  # also AWS's aws_secret_access_key / SecretAccessKey
+)
+# Long runs of base64 alphabet are inline media (images, audio): never searched, which keeps
+# masking a body with a 5 MB image fast and free of accidental matches in random data.
+_DATA_RUN = re.compile(r"[A-Za-z0-9+/=]{4096,}")
+
+
+def _prefixed(prefix: str, rest: str) -> str:
+    """``prefix`` + ``rest``, with the left boundary checked *after* the literal prefix so that
+    the regex engine can search for the literal first (about 25x faster than a leading
+    look-behind)."""
+    return f"{prefix}(?<!{_NOT_BEFORE}{prefix}){rest}"
+
+
+def _rule(name: str, pattern: str, **kw: Any) -> RedactionRule:
+    return RedactionRule(name, re.compile(pattern), **kw)
+
+
+# name, pattern, replacement, check: personal-data rules, off unless enabled.
+_PERSONAL: tuple[tuple[str, str, str, Callable[[str], bool] | None], ...] = (
+    ("email", r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+     r"(?![\w-])", "[REDACTED_EMAIL]", None),
+    ("phone_cn", r"(?<![\d.:\-])1[3-9]\d{9}(?![\d.:])", "[REDACTED_PHONE]", None),
+    ("phone_intl", r"(?<![\w+:])\+\d{1,3}[-.\s]?\(?\d{1,4}\)?[-.\s]?\d{1,4}[-.\s]?\d{1,9}(?!\d)",
+     "[REDACTED_PHONE]", lambda s: sum(c.isdigit() for c in s) >= 9),
+    ("credit_card", r"(?<![\d\-])\d{4}[-\s]?\d{4}[-\s]?\d{4}[-\s]?\d{3,4}(?![\d\-])",
+     "[REDACTED_CARD]", _luhn),
+    ("id_card_cn", r"(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])", "[REDACTED_ID]", _cn_id),
+)  # fmt: skip
+
+DEFAULT_RULES: tuple[RedactionRule, ...] = (
+    _rule("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?"
+          r"-----END [A-Z ]*PRIVATE KEY-----", replacement="[REDACTED PRIVATE KEY]"),
+    _rule("anthropic_key", _prefixed("sk-ant-", r"[A-Za-z0-9_\-]{20,}")),
+    _rule("openai_key", _prefixed("sk-", r"[A-Za-z0-9_\-]{20,}"), check=_has_digit_and_letter),
+    _rule("google_api_key", _prefixed("AIza", r"[0-9A-Za-z_\-]{35}") + _E),
+    _rule("aws_access_key_id",
+          r"A(?<![A-Za-z0-9]A)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    _rule("github_token", _prefixed("gh", "[pousr]_[A-Za-z0-9]{36,}") + "|"
+          + _prefixed("github_pat_", "[A-Za-z0-9_]{22,}")),
+    _rule("slack_token", _prefixed("xox", r"[abposr]-[A-Za-z0-9\-]{10,}")),
+    _rule("vendor_token", _prefixed("hf_", "[A-Za-z0-9]{30,}") + "|"
+          + _prefixed("gsk_", "[A-Za-z0-9]{40,}") + "|" + _prefixed("xai-", "[A-Za-z0-9]{40,}")),
+    _rule("jwt", _prefixed("eyJ", r"[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")),
+    _rule("bearer_token", r"[Bb](?<![A-Za-z0-9][Bb])(?i:earer)\s+([A-Za-z0-9._~+/=\-]{16,})",
+          group=1, check=lambda s: len(s) >= 32 or any(c.isdigit() for c in s)),
+    # Anchored on the name's last letter (fast), the whole name is confirmed by ``before``.
+    _rule("secret_assignment", r"[yYnNtTdD](?<=(?i:key|ken|ret|ord|swd))(?:\\?[\"'])?\s*[:=]\s*"
+          r"(?:\\?[\"'])?([^\s\"'&,;\\<>(){}\[\]$]{8,})", group=1,
+          before=re.compile(r"(?i)(?<![A-Za-z0-9])(?:" + _SECRET_NAMES + r")\Z")),
+    *(RedactionRule(n, re.compile(p), replacement=r, enabled=False, check=c)
+      for n, p, r, c in _PERSONAL),
+)  # fmt: skip
+
+# Header names whose whole value is secret (lowercase), and a pattern for custom ones.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key",
+        "cookie", "set-cookie", "x-amz-security-token", "x-auth-token", "x-access-token",
+        "anthropic-api-key", "openai-api-key", "x-csrf-token", "x-xsrf-token",
+    }
+)  # fmt: skip
+_SECRET_HEADER_NAME = re.compile(
+    r"(?:^|-)(?:api-?key|apikey|auth-token|access-token|session-token|security-token|secret)(?:$|-)"
+)
+SECRET_QUERY_PARAMS = frozenset(
+    {
+        "key", "api_key", "api-key", "apikey", "access_token", "token", "id_token",
+        "refresh_token", "client_secret", "password", "sig", "signature", "code",
+        "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature",
+    }
+)  # fmt: skip
+# JSON object keys whose string value is secret (normalised: lowercase, no "-" or "_").
+_SECRET_KEYS = frozenset(
+    {
+        "apikey", "xapikey", "xgoogapikey", "authorization", "proxyauthorization", "cookie",
+        "setcookie", "accesstoken", "refreshtoken", "idtoken", "sessiontoken", "clientsecret",
+        "password", "secretkey", "secretaccesskey", "awssecretaccesskey", "xamzsecuritytoken",
+    }
+)  # fmt: skip
+_SIGV4_PART = re.compile(r"(Credential=)([A-Z0-9]+)|(Signature=)([0-9a-fA-F]+)")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:?#]*:)([^/@?#]+)(@)")
+
+
+@dataclass
+class RedactionRules:
+    """The configurable rule set: text rules, secret header names and secret query parameters.
+
+    ``RedactionRules()`` has the defaults; ``add`` appends a pattern, ``disable``/``enable``
+    switch rules by name (``enable("email")`` turns on an opt-in one), ``defaults=False`` starts
+    with no text rules at all (headers and query parameters are still masked).
+    """
+
+    rules: list[RedactionRule] = field(default_factory=lambda: list(DEFAULT_RULES))
+    headers: set[str] = field(default_factory=lambda: set(SECRET_HEADERS))
+    query_params: set[str] = field(default_factory=lambda: set(SECRET_QUERY_PARAMS))
+
+    @classmethod
+    def empty(cls) -> RedactionRules:
+        """Rules with no text patterns (only the header and query-parameter lists)."""
+        return cls(rules=[])
+
+    def add(
+        self,
+        name: str,
+        pattern: str | re.Pattern[str],
+        *,
+        group: int = 0,
+        replacement: str | None = None,
+    ) -> RedactionRules:
+        """Add a text rule; ``group`` is the secret part, replaced by its fingerprint by default."""
+        compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern)
+        self.rules.append(RedactionRule(name, compiled, group=group, replacement=replacement))
+        return self
+
+    def _switch(self, names: Iterable[str], on: bool) -> RedactionRules:
+        wanted = set(names)
+        unknown = wanted - {r.name for r in self.rules}
+        if unknown:
+            raise KeyError(f"unknown redaction rules: {sorted(unknown)}")
+        self.rules = [replace(r, enabled=on) if r.name in wanted else r for r in self.rules]
+        return self
+
+    def disable(self, *names: str) -> RedactionRules:
+        """Turn rules off by name."""
+        return self._switch(names, False)
+
+    def enable(self, *names: str) -> RedactionRules:
+        """Turn rules on by name (the personal-data rules are off by default)."""
+        return self._switch(names, True)
+
+    # --- masking --------------------------------------------------------------------------
+
+    def mask_text(self, text: str) -> str:
+        """Replace key-shaped strings in free text (or raw JSON) by their fingerprints.
+
+        Runs of 4096+ base64 characters (inline media) are skipped."""
+        rules = [r for r in self.rules if r.enabled]
+        if not text or not rules:
+            return text
+        pieces: list[str] = []
+        pos = 0
+        runs = _DATA_RUN.finditer(text) if len(text) >= 4096 else ()
+        for m in runs:
+            pieces += [_apply(rules, text[pos : m.start()]), m.group()]
+            pos = m.end()
+        pieces.append(_apply(rules, text[pos:]))
+        return "".join(pieces)
+
+    def _is_secret_header(self, name: str) -> bool:
+        n = name.strip().lower()
+        return n in self.headers or bool(_SECRET_HEADER_NAME.search(n))
+
+    def mask_header_value(self, name: str, value: str) -> str:
+        """Mask one header value; non-secret headers only get the text rules."""
+        n = name.strip().lower()
+        if ELLIPSIS in value:
+            return value  # already masked
+        if not self._is_secret_header(n):
+            return self.mask_text(value)
+        if n in ("authorization", "proxy-authorization"):
+            if value.startswith("AWS4-"):
+                return _SIGV4_PART.sub(
+                    lambda m: (
+                        f"{m.group(1)}{fingerprint(m.group(2))}"
+                        if m.group(1)
+                        else f"{m.group(3)}{fingerprint(m.group(4))}"
+                    ),
+                    value,
+                )
+            scheme, sep, token = value.partition(" ")
+            if sep and scheme.isalpha() and token.strip():
+                return f"{scheme} {fingerprint(token)}"
+            return fingerprint(value)
+        if n == "cookie":
+            return "; ".join(_mask_pair(p) for p in value.split(";"))
+        if n == "set-cookie":
+            first, sep, attrs = value.partition(";")
+            return _mask_pair(first) + sep + attrs
+        return fingerprint(value)
+
+    def mask_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """A copy of ``headers`` with secret values fingerprinted (names keep their case)."""
+        return {k: self.mask_header_value(k, v) for k, v in headers.items()}
+
+    def mask_url(self, url: str) -> str:
+        """Mask secret query parameters (``key=``, ``api_key=``, ``access_token=`` …), URL
+        passwords and key-shaped strings anywhere in the URL."""
+        if not url:
+            return url
+        url = _USERINFO.sub(lambda m: m.group(1) + fingerprint(m.group(2)) + m.group(3), url)
+        base, qmark, rest = url.partition("?")
+        if qmark:
+            query, hashmark, frag = rest.partition("#")
+            pairs = []
+            for pair in re.split(r"([&;])", query):
+                name, eq, value = pair.partition("=")
+                if eq and name.lower() in self.query_params and value and ELLIPSIS not in value:
+                    pair = f"{name}={fingerprint(value)}"
+                pairs.append(pair)
+            url = base + qmark + "".join(pairs) + hashmark + frag
+        return self.mask_text(url)
+
+    def mask_body(self, body: bytes | None) -> bytes | None:
+        """Mask a raw body. UTF-8 text is masked in place (JSON stays valid JSON, its formatting
+        untouched); binary bodies (AWS event-stream frames with CRCs) are left as they are."""
+        if not body:
+            return body
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body
+        masked = self.mask_text(text)
+        if masked == text:
+            return body
+        if text.lstrip()[:1] in ("{", "["):
+            try:
+                json.loads(masked)
+            except ValueError:
+                # A pattern cut through JSON syntax: mask the parsed document instead.
+                try:
+                    doc = json.loads(text)
+                except ValueError:
+                    return masked.encode("utf-8")
+                return json.dumps(self.mask_obj(doc), ensure_ascii=False).encode("utf-8")
+        return masked.encode("utf-8")
+
+    def mask_obj(self, value: Any) -> Any:
+        """Mask a JSON-like value: strings by the text rules, secret-named keys wholesale,
+        ``headers`` mappings as headers."""
+        if isinstance(value, str):
+            return self.mask_text(value)
+        if isinstance(value, bytes):
+            return self.mask_body(value)
+        if isinstance(value, list | tuple):
+            return [self.mask_obj(v) for v in value]
+        if isinstance(value, dict):
+            out: dict[Any, Any] = {}
+            for k, v in value.items():
+                key = str(k).lower().replace("-", "").replace("_", "")
+                if isinstance(v, str) and (key in _SECRET_KEYS or self._is_secret_header(str(k))):
+                    out[k] = self.mask_header_value(str(k), v) if v else v
+                    if out[k] == v and v and ELLIPSIS not in v:
+                        out[k] = fingerprint(v)
+                elif key == "headers" and isinstance(v, dict):
+                    out[k] = self.mask_headers({str(a): str(b) for a, b in v.items()})
+                else:
+                    out[k] = self.mask_obj(v)
+            return out
+        return value
+
+
+def _apply(rules: list[RedactionRule], text: str) -> str:
+    for rule in rules:
+        text = rule.apply(text)
+    return text
+
+
+def _mask_pair(pair: str) -> str:
+    name, eq, value = pair.strip().partition("=")
+    if not eq:
+        return fingerprint(name) if name else name
+    return f"{name}={fingerprint(value) if value else value}"
+
+
+DEFAULT = RedactionRules()
+
+
+def mask_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Mask secret headers with the default rules (see :meth:`RedactionRules.mask_headers`)."""
+    return DEFAULT.mask_headers(headers)
+
+
+def mask_url(url: str) -> str:
+    """Mask secret query parameters with the default rules."""
+    return DEFAULT.mask_url(url)
+
+
+def mask_text(text: str) -> str:
+    """Mask key-shaped strings in text with the default rules."""
+    return DEFAULT.mask_text(text)
+
+
+def _mask_part(part: Part, r: RedactionRules) -> None:
+    if part.text:
+        part.text = r.mask_text(part.text)
+    if part.arguments is not None:
+        part.arguments = r.mask_obj(part.arguments)
+    if part.content is not None:
+        part.content = r.mask_obj(part.content)
+    if part.url and not part.url.startswith("data:"):
+        part.url = r.mask_url(part.url)
+    # part.data is inline media (base64): nothing key-shaped by construction; left as is.
+
+
+def redact_flow(flow: LLMFlow, rules: RedactionRules | None = None) -> LLMFlow:
+    """A deep copy of ``flow`` with secrets masked: headers, URL, raw bodies, messages, system
+    prompt, response text/thinking/tool calls, stream events, error, originals and comment."""
+    r = rules or DEFAULT
+    f = copy.deepcopy(flow)
+    req = f.request
+    req.headers = r.mask_headers(req.headers)
+    req.url = r.mask_url(req.url)
+    req.path = r.mask_url(req.path)
+    req.body = r.mask_body(req.body)
+    if req.system:
+        req.system = r.mask_text(req.system)
+    for message in req.messages:
+        for part in message.parts:
+            _mask_part(part, r)
+    req.params = r.mask_obj(req.params)
+    resp = f.response
+    if resp is not None:
+        resp.headers = r.mask_headers(resp.headers)
+        resp.body = r.mask_body(resp.body)
+        resp.text = r.mask_text(resp.text)
+        resp.thinking = r.mask_text(resp.thinking)
+        if resp.refusal:
+            resp.refusal = r.mask_text(resp.refusal)
+        for call in resp.tool_calls:
+            call.arguments = r.mask_obj(call.arguments)
+            call.arguments_raw = r.mask_text(call.arguments_raw)
+        for event in resp.events:
+            event.data = r.mask_obj(event.data)
+        resp.extra = r.mask_obj(resp.extra)
+    if f.error is not None:
+        f.error.message = r.mask_text(f.error.message)
+        f.error.raw = r.mask_obj(f.error.raw)
+    meta = f.metadata
+    meta.original_request = r.mask_obj(meta.original_request)
+    meta.original_response = r.mask_obj(meta.original_response)
+    meta.extra = r.mask_obj(meta.extra)
+    if f.annotations.comment:
+        f.annotations.comment = r.mask_text(f.annotations.comment)
+    return f

@@ -1,0 +1,218 @@
+"""The SQLite index over the segments: summary columns, location, annotations and FTS5.
+
+The index is a cache: everything in it can be rebuilt from the segments and the annotation
+journal. ``flows`` has one row per stored flow (the summary columns of ``fb.flows()`` plus the
+segment and byte range of its line); ``annotations`` holds what the user set after the flow was
+written; ``fts`` is an FTS5 table (trigram tokenizer, so any substring of three or more
+characters is found case-insensitively) over the request and response text, keyed by
+``flows.rowid``. ``segments`` records how far each segment has been indexed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from flowbook.model import FlowAnnotations
+from flowbook.store.summary import COLUMNS
+
+SCHEMA_VERSION = "1"
+SUMMARY_COLUMNS = list(COLUMNS)
+_SQL_TYPES = {"Int64": "INTEGER", "float64": "REAL", "bool": "INTEGER"}
+
+
+def _sql_type(dtype: str) -> str:
+    if dtype.startswith("datetime64"):
+        return "REAL"  # epoch seconds, as summary_row gives it
+    return _SQL_TYPES.get(dtype, "TEXT")
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+_FLOW_COLS = ", ".join(f"{_q(c)} {_sql_type(t)}" for c, t in COLUMNS.items() if c != "id")
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS segments(
+    seg INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,
+    indexed_bytes INTEGER NOT NULL DEFAULT 0, scanned_bytes INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS flows(
+    fid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+    seg INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL,
+    retain_from REAL NOT NULL, {_FLOW_COLS});
+CREATE INDEX IF NOT EXISTS flows_seg ON flows(seg);
+CREATE INDEX IF NOT EXISTS flows_retain ON flows(retain_from);
+CREATE TABLE IF NOT EXISTS annotations(
+    id TEXT PRIMARY KEY, bookmarked INTEGER NOT NULL, marker TEXT, tags TEXT NOT NULL,
+    comment TEXT, updated REAL);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(request, response, tokenize='trigram');
+"""
+
+_INSERT_FLOW = (
+    "INSERT OR IGNORE INTO flows(id, seg, off, len, retain_from, "
+    + ", ".join(_q(c) for c in SUMMARY_COLUMNS if c != "id")
+    + ") VALUES ("
+    + ", ".join("?" * (len(SUMMARY_COLUMNS) + 4))
+    + ")"
+)
+
+# summary_frame's query: annotations set later override what the flow carried when written.
+_SELECT_SUMMARY = (
+    "SELECT "
+    + ", ".join(
+        "COALESCE(a.bookmarked, f.bookmarked)"
+        if c == "bookmarked"
+        else "COALESCE(a.tags, f.tags)"
+        if c == "tags"
+        else f"f.{_q(c)}"
+        for c in SUMMARY_COLUMNS
+    )
+    + " FROM flows f LEFT JOIN annotations a ON a.id = f.id ORDER BY f.fid"
+)
+
+
+class IndexCorrupt(Exception):
+    """The index file is unreadable or from another schema; it must be rebuilt."""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the index; raise IndexCorrupt when it cannot be used."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit survives a process kill; a power cut may lose the last commits,
+        # which the next open re-indexes from the fsynced segments.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            conn.close()
+            raise IndexCorrupt(f"index schema {row[0]!r}, expected {SCHEMA_VERSION!r}")
+        conn.execute("SELECT count(*) FROM flows").fetchone()
+        conn.execute("SELECT count(*) FROM fts WHERE fts MATCH 'abc'").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise IndexCorrupt(str(e)) from e
+    return conn
+
+
+def flow_params(seg: int, off: int, length: int, retain_from: float, row: dict[str, Any]) -> list:
+    """Parameters for ``_INSERT_FLOW`` from a summary row."""
+    values: list[Any] = [row["id"], seg, off, length, retain_from]
+    for c in SUMMARY_COLUMNS[1:]:
+        v = row.get(c)
+        values.append(int(v) if isinstance(v, bool) else v)
+    return values
+
+
+_UPDATE_FLOW = (
+    "UPDATE flows SET seg=?, off=?, len=?, retain_from=?, "
+    + ", ".join(f"{_q(c)}=?" for c in SUMMARY_COLUMNS if c != "id")
+    + " WHERE id=? RETURNING fid"
+)
+
+
+def insert_flows(
+    conn: sqlite3.Connection, items: Sequence[tuple[list, str, str]]
+) -> list[str]:
+    """Upsert (flow params, request text, response text); the latest line of an id wins.
+
+    Returns the ids that were new to the index.
+    """
+    added = []
+    for params, req_text, resp_text in items:
+        cur = conn.execute(_INSERT_FLOW, params)
+        if cur.rowcount:
+            conn.execute(
+                "INSERT INTO fts(rowid, request, response) VALUES(?, ?, ?)",
+                (cur.lastrowid, req_text, resp_text),
+            )
+            added.append(params[0])
+            continue
+        fid = conn.execute(_UPDATE_FLOW, [*params[1:], params[0]]).fetchone()[0]
+        conn.execute(
+            "UPDATE fts SET request=?, response=? WHERE rowid=?", (req_text, resp_text, fid)
+        )
+    return added
+
+
+def segment_id(conn: sqlite3.Connection, path: str) -> int:
+    """The id of a segment path, registering it if new."""
+    row = conn.execute("SELECT seg FROM segments WHERE path=?", (path,)).fetchone()
+    if row:
+        return int(row[0])
+    cur = conn.execute("INSERT INTO segments(path) VALUES(?)", (path,))
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def mark_indexed(conn: sqlite3.Connection, seg: int, indexed: int, scanned: int) -> None:
+    """Advance a segment's watermarks (never backwards: another process may be ahead)."""
+    conn.execute(
+        "UPDATE segments SET indexed_bytes=max(indexed_bytes, ?), "
+        "scanned_bytes=max(scanned_bytes, ?) WHERE seg=?",
+        (indexed, scanned, seg),
+    )
+
+
+def delete_flows(conn: sqlite3.Connection, fids: Iterable[int]) -> None:
+    """Remove flows and their FTS rows (annotations go with the journal compaction)."""
+    fids = list(fids)
+    for i in range(0, len(fids), 500):
+        chunk = fids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM flows WHERE fid IN ({marks})", chunk)
+
+
+def upsert_annotations(
+    conn: sqlite3.Connection, flow_id: str, ann: FlowAnnotations, t: float
+) -> None:
+    """Store the annotations of a flow (tags as the summary's comma-joined string)."""
+    conn.execute(
+        "INSERT INTO annotations VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+        "bookmarked=excluded.bookmarked, marker=excluded.marker, tags=excluded.tags, "
+        "comment=excluded.comment, updated=excluded.updated",
+        (flow_id, int(ann.bookmarked), ann.marker, ",".join(ann.tags), ann.comment, t),
+    )
+
+
+def get_annotations(conn: sqlite3.Connection, flow_id: str) -> FlowAnnotations | None:
+    """The annotations set on a flow after it was written, if any."""
+    row = conn.execute(
+        "SELECT bookmarked, marker, tags, comment FROM annotations WHERE id=?", (flow_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    tags = [t for t in row[2].split(",") if t]
+    return FlowAnnotations(bookmarked=bool(row[0]), marker=row[1], tags=tags, comment=row[3])
+
+
+def fts_phrase(text: str) -> str:
+    """An FTS5 phrase for a literal string (double quotes doubled, as FTS5 wants)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def summary_columns(conn: sqlite3.Connection) -> dict[str, list[Any]]:
+    """Every summary column as a Python list, in insertion order."""
+    rows = conn.execute(_SELECT_SUMMARY).fetchall()
+    if not rows:
+        return {c: [] for c in SUMMARY_COLUMNS}
+    return dict(zip(SUMMARY_COLUMNS, (list(col) for col in zip(*rows, strict=True)), strict=True))
+
+
+def meta_get(conn: sqlite3.Connection, key: str, default: str = "") -> str:
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return str(row[0]) if row else default
+
+
+def meta_set(conn: sqlite3.Connection, key: str, value: Any) -> None:
+    conn.execute(
+        "INSERT INTO meta VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (key, json.dumps(value) if not isinstance(value, str) else value),
+    )

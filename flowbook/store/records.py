@@ -1,0 +1,87 @@
+"""Turning a flow into what the file store writes: its JSONL line, index row and search text."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flowbook.model import LLMFlow
+from flowbook.store.summary import summary_row
+
+IMPORTED_AT = "imported_at"  # metadata.extra key set by import_jsonl
+
+
+def _json_default(value: Any) -> Any:
+    # A stray non-JSON value (bytes in params, a set in extra) must not lose the whole flow.
+    if isinstance(value, bytes | bytearray):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def dumps_line(d: dict[str, Any]) -> bytes:
+    """One JSONL line. JSON escapes newlines inside strings, so the line has exactly one."""
+    return (
+        json.dumps(d, ensure_ascii=False, separators=(",", ":"), default=_json_default).encode(
+            "utf-8"
+        )
+        + b"\n"
+    )
+
+
+def search_texts(flow: LLMFlow) -> tuple[str, str]:
+    """(request text, response text) indexed for ``request:``/``response:``/``content:``."""
+    request = flow.request.plain_text()
+    response = flow.response.plain_text() if flow.response else ""
+    if flow.error and flow.error.message:
+        response = f"{response}\n{flow.error.message}" if response else flow.error.message
+    return request, response
+
+
+@dataclass
+class Record:
+    """A flow ready to store: its line, summary row, search texts and retention start."""
+
+    id: str
+    line: bytes
+    row: dict[str, Any]
+    request_text: str
+    response_text: str
+    retain_from: float
+
+
+def record_for(flow: LLMFlow, line: bytes | None = None) -> Record:
+    """Everything the store needs from a flow (``line`` given when it is already on disk)."""
+    row = summary_row(flow)
+    req, resp = search_texts(flow)
+    # Retention counts from capture, or from the import for loaded flows: loading last month's
+    # session file must not hand it straight to the next cleanup.
+    imported = flow.metadata.extra.get(IMPORTED_AT)
+    retain_from = float(imported) if isinstance(imported, int | float) else float(row["timestamp"])
+    if line is None:
+        line = dumps_line(flow.to_dict())
+    return Record(flow.id, line, row, req, resp, retain_from)
+
+
+def parse_line(data: bytes) -> LLMFlow | None:
+    """The flow stored in a line, or None when the line is not a flow (corrupt, other record)."""
+    try:
+        d = json.loads(data)
+    except ValueError:
+        return None
+    return flow_from_json(d)
+
+
+def flow_from_json(d: Any) -> LLMFlow | None:
+    """A flow from a decoded JSON value: a flow dict or ``{"flow": {...}}``; else None."""
+    if isinstance(d, dict) and "flow" in d and isinstance(d["flow"], dict):
+        d = d["flow"]
+    if not isinstance(d, dict) or not isinstance(d.get("id"), str) or "request" not in d:
+        return None
+    try:
+        return LLMFlow.from_dict(d)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None

@@ -1,0 +1,1 @@
+"""flowbook tests."""
