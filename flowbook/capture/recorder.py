@@ -430,7 +430,8 @@ class FlowRecorder:
         from flowbook.analysis.tokens import estimate_usage
 
         resp = flow.response
-        if resp is not None and resp.usage is None:
+        # An HTTP error bills nothing: estimating tokens for it would invent usage.
+        if resp is not None and resp.usage is None and resp.status_code < 400:
             resp.usage = _safe(lambda: estimate_usage(flow))
         usage = resp.usage if resp else None
         if usage is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,15 +114,10 @@ def text_of(content: Any) -> str:
     return ""
 
 
-def pad(n: int) -> str:
-    """Anthropic-style padding inside a JSON object before its closing brace."""
-    return " " * n
-
-
 def padded_json(obj: Any, seed: int) -> str:
     """Compact JSON with ``seed % 16`` spaces before the final brace (Anthropic's quirk)."""
     s = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return s[:-1] + pad(seed % 16) + "}"
+    return s[:-1] + " " * (seed % 16) + "}"
 
 
 def sse(data: str, event: str | None = None, sep: str = "\n") -> bytes:
@@ -192,8 +187,3 @@ def make_plan(
         input_tokens=tokens(prompt_text),
         midstream_error=model == MIDSTREAM_ERROR_MODEL,
     )
-
-
-def iter_bytes(items: Iterable[bytes]) -> Iterator[bytes]:
-    """Pass-through used to make lists lazy generators (keeps one Reply shape)."""
-    yield from items

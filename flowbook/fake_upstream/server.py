@@ -214,6 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _write(self, reply: Reply, req: FakeRequest) -> None:
         h = req.headers
         gz = h.get("x-fake-gzip", "") not in ("", "0")
+        die = h.get("x-fake-die-midstream", "") not in ("", "0")
         headers = dict(reply.headers)
         if gz:
             headers["Content-Encoding"] = "gzip"
@@ -223,6 +224,11 @@ class _Handler(BaseHTTPRequestHandler):
                 body = gzip_bytes(body)
             headers["Content-Length"] = str(len(body))
             self._start(reply.status, headers)
+            if die:
+                # A truncated fixed-length body: half of it, then the connection drops.
+                self.wfile.write(body[: len(body) // 2])
+                self._die()
+                return
             self.wfile.write(body)
             self.wfile.flush()
             return
@@ -232,7 +238,6 @@ class _Handler(BaseHTTPRequestHandler):
             delay = SLOW_DELAY
         if "x-fake-delay" in h:
             delay = float(h["x-fake-delay"])
-        die = h.get("x-fake-die-midstream", "") not in ("", "0")
         headers["Transfer-Encoding"] = "chunked"
         self._start(reply.status, headers)
         comp = zlib.compressobj(wbits=31) if gz else None

@@ -1,7 +1,7 @@
 """Interception: breakpoints, rules (pause, modify, mock, delay, block) and paused flows.
 
 ``fb.intercept`` is this module. Its functions act on one process-wide
-:class:`InterceptController` (:func:`controller`), which the capture addon calls from the proxy
+:class:`InterceptController` (:func:`get_controller`), which the capture addon calls from the proxy
 loop and which the approval panel (``fb.intercept_panel()``) watches::
 
     fb.intercept.enable("model:gpt-4o", on="both", timeout=60)
@@ -31,10 +31,10 @@ __all__ = [
     "PendingFlow",
     "Rule",
     "add_rule",
-    "controller",
     "disable",
     "drop",
     "enable",
+    "get_controller",
     "hold",
     "intercept_magic",
     "mock",
@@ -49,7 +49,7 @@ __all__ = [
 _controller: InterceptController | None = None
 
 
-def controller(data_dir: Path | None = None) -> InterceptController:
+def get_controller(data_dir: Path | None = None) -> InterceptController:
     """The process-wide controller; ``data_dir`` (when given) loads and persists its rules."""
     global _controller
     if _controller is None:
@@ -72,17 +72,17 @@ def enable(
     seconds (not counted while someone edits it) it continues unchanged or is dropped
     (``timeout_action``). Other traffic keeps flowing.
     """
-    controller().enable(filter, on=on, timeout=timeout, timeout_action=timeout_action)
+    get_controller().enable(filter, on=on, timeout=timeout, timeout_action=timeout_action)
 
 
 def disable() -> None:
     """Stop pausing; flows paused by :func:`enable` are released unchanged."""
-    controller().disable()
+    get_controller().disable()
 
 
 def pending() -> list[PendingFlow]:
     """Paused flows, oldest first (``.id .stage .flow .remaining_s .editing .editable``)."""
-    return controller().pending()
+    return get_controller().pending()
 
 
 def resume(
@@ -98,46 +98,46 @@ def resume(
     remove a header. At the response stage of a streamed call, ``response_body`` is the
     non-streamed body; the client receives it in the provider's stream format.
     """
-    controller().resume(
+    get_controller().resume(
         flow_id, request_body=request_body, response_body=response_body, headers=headers
     )
 
 
 def drop(flow_id: str) -> None:
     """End a paused flow; the client receives a clear error in its provider's format."""
-    controller().drop(flow_id)
+    get_controller().drop(flow_id)
 
 
 def mock(flow_id: str, body: Any = None, *, text: str | None = None) -> None:
     """Answer a paused flow without (more of) upstream: ``text`` or a full provider ``body``."""
-    controller().mock(flow_id, body, text=text)
+    get_controller().mock(flow_id, body, text=text)
 
 
 def hold(flow_id: str) -> None:
     """Pause a paused flow's countdown while it is being edited."""
-    controller().hold(flow_id)
+    get_controller().hold(flow_id)
 
 
 def release_hold(flow_id: str) -> None:
     """Restart the countdown (at least a few seconds remain)."""
-    controller().release_hold(flow_id)
+    get_controller().release_hold(flow_id)
 
 
 def add_rule(filter: str | None, action: str, **params: Any) -> str:
     """Add a rule (pause | modify | mock | delay | block); returns its id. Persisted."""
-    return controller().add_rule(filter, action, **params)
+    return get_controller().add_rule(filter, action, **params)
 
 
 def rules() -> list[Rule]:
     """The rules, in evaluation order."""
-    return controller().rules.all()
+    return get_controller().rules.all()
 
 
 def remove_rule(rule_id: str) -> None:
     """Remove a rule by id."""
-    controller().remove_rule(rule_id)
+    get_controller().remove_rule(rule_id)
 
 
 def status() -> dict[str, Any]:
     """Breakpoint settings, rule count and number of paused flows."""
-    return controller().status()
+    return get_controller().status()

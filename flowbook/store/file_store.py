@@ -231,6 +231,10 @@ class FileStore:
         with self._lock:
             self._check_open()
             by_seg = retention.expired_by_segment(self._conn, cutoff)
+            expired_ids = {
+                r[0]
+                for r in self._conn.execute("SELECT id FROM flows WHERE retain_from < ?", (cutoff,))
+            }
             active = self._writer.active
             if active is not None and self._seg_ids.get(active) in by_seg:
                 self._writer.rotate()  # our own lock on it would block the rewrite
@@ -241,10 +245,15 @@ class FileStore:
             self._seg_ids = {p: s for p, s in self._seg_ids.items() if s not in by_seg}
             if removed:
                 live = {r[0] for r in self._conn.execute("SELECT id FROM flows")}
-                size = journal.compact(self.root, lambda i, t: i in live or t >= cutoff)
+                gone = expired_ids - live
+                # Annotations of removed flows go; those of flows not stored yet stay a while.
+                size = journal.compact(
+                    self.root, lambda i, t: i in live or (i not in gone and t >= cutoff)
+                )
                 self._conn.execute("BEGIN")
-                self._conn.execute("DELETE FROM annotations WHERE id NOT IN (SELECT id FROM "
-                                   "flows) AND updated < ?", (cutoff,))
+                self._conn.executemany(
+                    "DELETE FROM annotations WHERE id=?", [(i,) for i in gone]
+                )
                 index.meta_set(self._conn, "journal_bytes", str(size))
                 self._conn.execute("COMMIT")
         return removed

@@ -117,6 +117,7 @@ class SSEDecoder(FramingDecoder):
             data = json.loads(raw) if raw else raw
         except ValueError:
             data = raw
-            if raw.lstrip()[:1] in ("{", "["):
+            # `[DONE]` (Chat Completions' end sentinel) starts with "[" but is not an error.
+            if raw.lstrip()[:1] in ("{", "[") and raw.strip() != "[DONE]":
                 self.errors.append(f"SSE data is not valid JSON: {raw[:120]!r}")
         return StreamEvent(t=t, event=event, data=data)

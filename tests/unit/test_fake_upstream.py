@@ -569,3 +569,11 @@ def test_tls_mode_with_ca_cert() -> None:
         assert r.choices[0].message.content == "Echo: tls"
         ca = f.ca_cert_path
     assert not ca.exists()
+
+
+def test_die_midstream_truncates_a_fixed_body(fake) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "cut me"}]}
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.post(
+            fake.url + "/v1/chat/completions", json=body, headers={"x-fake-die-midstream": "1"}
+        )

@@ -120,7 +120,7 @@ def test_rule_validation_names_the_problem(ctl: InterceptController) -> None:
         ctl.add_rule(None, "explode")
     with pytest.raises(ValueError, match="unknown parameter"):
         ctl.add_rule(None, "modify", temprature=0.1)
-    with pytest.raises(ValueError, match="text= .* or body="):
+    with pytest.raises(ValueError, match=r"text= .* or body="):
         ctl.add_rule(None, "mock")
     with pytest.raises(ValueError):
         ctl.add_rule("model:(", "block")
@@ -275,7 +275,7 @@ def test_pause_edit_and_resume(ctl: InterceptController, loop: Any) -> None:
         ctl.resume(p.id, request_body="{nope")
     with pytest.raises(EditError, match="messages"):
         ctl.resume(p.id, request_body={"model": "x", "messages": "hi"})
-    with pytest.raises(EditError, match="response_body"):
+    with pytest.raises(EditError, match="paused at the request"):
         ctl.resume(p.id, response_body={"choices": []})
     assert [q.id for q in ctl.pending()] == [p.id] and not fut.done()
     edited = {**p.editable, "messages": [{"role": "user", "content": "edited"}]}
@@ -409,9 +409,9 @@ def test_response_stage_edit(ctl: InterceptController, loop: Any, stream: bool) 
 
 
 def test_magic_line() -> None:
-    from flowbook.intercept import controller
+    from flowbook.intercept import get_controller
 
-    c = controller()
+    c = get_controller()
     try:
         msg = intercept_magic("on model:gpt-4 --response --timeout 12 --drop")
         assert "model:gpt-4" in msg

@@ -1,0 +1,1 @@
+"""flowbook benchmarks (DESIGN §10). Run all with ``python -m bench`` (or ``make bench``)."""

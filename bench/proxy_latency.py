@@ -1,0 +1,152 @@
+"""P1 (added latency) and P2 (SSE time to first token), DESIGN §10.
+
+Three paths to one loopback upstream, each proxy in its own process, measured in interleaved
+rounds so drift hits all three alike:
+
+* direct: client → upstream
+* bare: client → mitmdump (reverse mode, a streaming-only addon) → upstream
+* flowbook: client → flowbook's proxy (reverse mode, full capture) → upstream
+
+P1 ratio = flowbook's added latency / bare mitmproxy's added latency (p50 and p99).
+P2 ratio = flowbook's SSE time to first token / direct's; the body must arrive byte-identical.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def start_all(ttft: float) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
+    up, bare, fbp = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up}"
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "bench.upstream", "--port", str(up),
+                          "--ttft", str(ttft)], cwd=HERE.parent),
+        subprocess.Popen([str(VENV_BIN / "mitmdump"), "-q", "--mode", f"reverse:{upstream}",
+                          "-p", str(bare), "--set", "connection_strategy=lazy",
+                          "-s", str(HERE / "stream_only_addon.py")],
+                         cwd=HERE.parent, stdout=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "bench.flowbook_proxy", "--port", str(fbp),
+                          "--upstream", upstream], cwd=HERE.parent, stdout=subprocess.DEVNULL),
+    ]
+    for p in (up, bare, fbp):
+        wait_port(p)
+    return procs, {"direct": upstream, "bare": f"http://127.0.0.1:{bare}",
+                   "flowbook": f"http://127.0.0.1:{fbp}"}
+
+
+BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]}
+
+
+def one_json(client: httpx.Client, base: str) -> float:
+    t0 = time.perf_counter()
+    r = client.post(f"{base}/json/v1/chat/completions", json=BODY)
+    r.read()
+    dt = time.perf_counter() - t0
+    assert r.status_code == 200
+    return dt * 1000
+
+
+def one_sse(client: httpx.Client, base: str) -> tuple[float, bytes]:
+    t0 = time.perf_counter()
+    ttft = None
+    body = b""
+    with client.stream("POST", f"{base}/sse/v1/chat/completions",
+                       json={**BODY, "stream": True}) as r:
+        for chunk in r.iter_raw():
+            if ttft is None and b"data:" in chunk:
+                ttft = (time.perf_counter() - t0) * 1000
+            body += chunk
+    assert ttft is not None
+    return ttft, body
+
+
+def run(json_rounds: int = 400, sse_rounds: int = 60, ttft: float = 0.05) -> dict[str, object]:
+    procs, bases = start_all(ttft)
+    names = list(bases)
+    lat: dict[str, list[float]] = {n: [] for n in names}
+    ttfts: dict[str, list[float]] = {n: [] for n in names}
+    bodies: dict[str, set[bytes]] = {n: set() for n in names}
+    try:
+        clients = {n: httpx.Client(timeout=30) for n in names}
+        for n in names:  # warm up connections and code paths
+            for _ in range(20):
+                one_json(clients[n], bases[n])
+            one_sse(clients[n], bases[n])
+        rng = random.Random(7)
+        for _ in range(json_rounds):
+            order = names[:]
+            rng.shuffle(order)
+            for n in order:
+                lat[n].append(one_json(clients[n], bases[n]))
+        for _ in range(sse_rounds):
+            order = names[:]
+            rng.shuffle(order)
+            for n in order:
+                t, body = one_sse(clients[n], bases[n])
+                ttfts[n].append(t)
+                bodies[n].add(body)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+    res: dict[str, object] = {}
+    for n in names:
+        res[n] = {"json_p50_ms": pct(lat[n], 50), "json_p99_ms": pct(lat[n], 99),
+                  "sse_ttft_p50_ms": pct(ttfts[n], 50), "sse_ttft_p95_ms": pct(ttfts[n], 95)}
+    d, b, f = (res[n] for n in names)  # type: ignore[misc]
+    added = {k: {"bare": b[f"json_{k}_ms"] - d[f"json_{k}_ms"],  # type: ignore[index]
+                 "flowbook": f[f"json_{k}_ms"] - d[f"json_{k}_ms"]}  # type: ignore[index]
+             for k in ("p50", "p99")}
+    res["P1_added_ms"] = added
+    res["P1_ratio_p50"] = added["p50"]["flowbook"] / added["p50"]["bare"]
+    res["P1_ratio_p99"] = added["p99"]["flowbook"] / added["p99"]["bare"]
+    res["P2_ttft_ratio"] = f["sse_ttft_p50_ms"] / d["sse_ttft_p50_ms"]  # type: ignore[index]
+    res["P2_ttft_delta_ms"] = f["sse_ttft_p50_ms"] - d["sse_ttft_p50_ms"]  # type: ignore[index]
+    res["P2_target_ms"] = 1.05 * d["sse_ttft_p50_ms"] + 1.0  # type: ignore[index]
+    res["P2_body_identical"] = bodies["flowbook"] == bodies["direct"] and len(bodies["direct"]) == 1
+    res["rounds"] = {"json": json_rounds, "sse": sse_rounds, "upstream_ttft_ms": ttft * 1000}
+    res["spread_ms"] = {n: statistics.pstdev(lat[n]) for n in names}
+    return res
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))
