@@ -147,6 +147,34 @@ def store() -> Any:
     return _rt().store
 
 
+def stats(by: str | list[str] | None = "model", filter: str | None = None,  # noqa: A002
+          *, include_history: bool = False) -> pd.DataFrame:
+    """One row per group (``by`` a column name, a list of them, or None for one overall row):
+    count, success/error rate, latency and TTFT percentiles, tokens, cost, estimated share."""
+    from flowbook.analysis.stats import stats as _stats
+
+    return _stats(flows(filter, include_history=include_history), by=by)
+
+
+def intercept_panel() -> Any:
+    """The approval panel widget: paused flows, countdowns, edit, resume, drop, mock."""
+    from flowbook.ui.intercept_panel import InterceptPanel
+
+    return InterceptPanel()
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily built attributes: fb.config (the live configuration of the current data dir) and
+    # fb.intercept (breakpoints and rules).
+    if name == "config":
+        return _rt().config
+    if name == "intercept":
+        import importlib
+
+        return importlib.import_module("flowbook.intercept")
+    raise AttributeError(f"module 'flowbook.api' has no attribute {name!r}")
+
+
 def _reset_for_tests() -> None:
     """Stop everything and forget the runtime (tests use a fresh data dir each)."""
     global _runtime

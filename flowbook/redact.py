@@ -131,7 +131,7 @@ _PERSONAL: tuple[tuple[str, str, str, Callable[[str], bool] | None], ...] = (
 )  # fmt: skip
 
 DEFAULT_RULES: tuple[RedactionRule, ...] = (
-    _rule("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?"
+    _rule("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[^\"]*?"
           r"-----END [A-Z ]*PRIVATE KEY-----", replacement="[REDACTED PRIVATE KEY]"),
     _rule("anthropic_key", _prefixed("sk-ant-", r"[A-Za-z0-9_\-]{20,}")),
     _rule("openai_key", _prefixed("sk-", r"[A-Za-z0-9_\-]{20,}"), check=_has_digit_and_letter),
@@ -315,16 +315,14 @@ class RedactionRules:
         masked = self.mask_text(text)
         if masked == text:
             return body
-        if text.lstrip()[:1] in ("{", "["):
+        if text.lstrip()[:1] in ("{", "[") and not _same_json_shape(text, masked):
+            # A match crossed JSON syntax (or a replacement added a quote): mask the parsed
+            # document instead, which can only ever change string values.
             try:
-                json.loads(masked)
+                doc = json.loads(text)
             except ValueError:
-                # A pattern cut through JSON syntax: mask the parsed document instead.
-                try:
-                    doc = json.loads(text)
-                except ValueError:
-                    return masked.encode("utf-8")
-                return json.dumps(self.mask_obj(doc), ensure_ascii=False).encode("utf-8")
+                return masked.encode("utf-8")
+            return json.dumps(self.mask_obj(doc), ensure_ascii=False).encode("utf-8")
         return masked.encode("utf-8")
 
     def mask_obj(self, value: Any) -> Any:
@@ -350,6 +348,17 @@ class RedactionRules:
                     out[k] = self.mask_obj(v)
             return out
         return value
+
+
+def _same_json_shape(text: str, masked: str) -> bool:
+    """Masking inside string values never adds or removes a quote and keeps the JSON valid."""
+    if masked.count('"') != text.count('"'):
+        return False
+    try:
+        json.loads(masked)
+    except ValueError:
+        return False
+    return True
 
 
 def _apply(rules: list[RedactionRule], text: str) -> str:

@@ -24,11 +24,12 @@ class Runtime:
     """One data dir's config, memory store, recorder, file store, writer and (maybe) proxy."""
 
     def __init__(self, data_dir: Path) -> None:
-        from flowbook.config import load_config
         from flowbook.capture.monitor import private_dir
+        from flowbook.config import ConfigManager
 
         self.data_dir = private_dir(data_dir)
-        self.config = load_config(self.data_dir)
+        self.config = ConfigManager(self.data_dir)
+        self.config.on_change(self._config_changed)
         self.store = FlowStore(self.config.max_flows_in_memory)
         self.recorder = FlowRecorder(self.store)
         self.recorder.redact = self.config.redact_sensitive
@@ -41,6 +42,18 @@ class Runtime:
         self.store.loader = self._load_from_disk
         self.recorder.on_complete.append(self._persist)
         self.interceptor: Any = None
+
+    def _config_changed(self, key: str, old: Any, new: Any) -> None:
+        # Settings that matter while running take effect at once.
+        if key == "max_flows_in_memory":
+            self.store.max_flows_in_memory = int(new)
+        elif key == "redact_sensitive":
+            self.recorder.redact = bool(new)
+        elif key == "save_stream_events":
+            self.recorder.save_stream_events = bool(new)
+        elif key == "retention_days" and self._file_store is not None and \
+                self.config.auto_cleanup:
+            self._file_store.apply_retention(float(new))
 
     # ---- persistence -------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ __all__ = [
     "PendingFlow",
     "Rule",
     "add_rule",
+    "controller_for",
     "disable",
     "drop",
     "enable",
@@ -57,6 +58,12 @@ def get_controller(data_dir: Path | None = None) -> InterceptController:
     if data_dir is not None:
         _controller.set_data_dir(Path(data_dir))
     return _controller
+
+
+def controller_for(runtime: Any) -> InterceptController:
+    """The controller for a running capture (the lead's runtime): rules from its data dir."""
+    data_dir = getattr(runtime, "data_dir", None)
+    return get_controller(Path(data_dir) if data_dir is not None else None)
 
 
 def enable(

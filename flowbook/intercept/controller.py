@@ -88,7 +88,13 @@ class InterceptController:
 
     def set_data_dir(self, data_dir: Path) -> None:
         """Load (and from now on persist) rules in ``<data_dir>/intercept_rules.json``."""
-        self.rules.load(Path(data_dir) / RULES_FILE)
+        path = Path(data_dir) / RULES_FILE
+        if self.rules.path == path:
+            return
+        # Rules added before any data dir was known are kept (appended after the stored ones).
+        unsaved = self.rules.all() if self.rules.path is None else []
+        self.rules.load(path)
+        self.rules.extend(unsaved)
         for err in self.rules.load_errors:
             self.errors.append(err)
 

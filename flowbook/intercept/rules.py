@@ -194,6 +194,13 @@ class RuleSet:
             self._save_locked()
         return rule
 
+    def extend(self, rules: list[Rule]) -> None:
+        """Append already-validated rules (skipping ids already present)."""
+        with self._lock:
+            known = {r.id for r in self._rules}
+            self._rules += [r for r in rules if r.id not in known]
+            self._save_locked()
+
     def remove(self, rule_id: str) -> Rule:
         with self._lock:
             for i, rule in enumerate(self._rules):

@@ -44,5 +44,7 @@ def frame_from_columns(columns: dict[str, list[Any]]) -> pd.DataFrame:
         elif dtype == "Int64":
             data[col] = pd.Series(_int_array(values), dtype="Int64")
         else:
-            data[col] = pd.Series(pd.array(values, dtype=dtype), dtype=dtype)
+            # pa.array converts a list of str/None in C; pd.array(values) checks each in Python.
+            arr = pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
+            data[col] = pd.Series(arr).astype(dtype)
     return pd.DataFrame(data)

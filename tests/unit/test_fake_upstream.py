@@ -577,3 +577,21 @@ def test_die_midstream_truncates_a_fixed_body(fake) -> None:
         httpx.post(
             fake.url + "/v1/chat/completions", json=body, headers={"x-fake-die-midstream": "1"}
         )
+
+
+def test_gemini_midstream_error_raises(gem) -> None:
+    got: list[str] = []
+    with pytest.raises(genai_errors.ServerError):
+        for ch in gem.models.generate_content_stream(model="error-midstream", contents="a b c"):
+            got.append(ch.text or "")
+    assert "".join(got) == "Echo: a "
+
+
+def test_gemini_json_array_gzip(fake) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "zipped"}]}]}
+    url = fake.url + "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    r = httpx.post(url, json=body, headers={"x-fake-gzip": "1"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.headers["content-type"] == "application/json; charset=UTF-8"
+    last = json.loads(r.content)[-1]
+    assert last["candidates"][0]["finishReason"] == "STOP"

@@ -160,7 +160,9 @@ def test_text_search_scopes(store: FileStore) -> None:
 ALPHABET = st.sampled_from(list('abAB é"Éx-*:'))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     texts=st.lists(st.text(ALPHABET, min_size=0, max_size=12), min_size=1, max_size=6),
     needle=st.text(ALPHABET, min_size=1, max_size=6),
@@ -171,9 +173,7 @@ def test_text_search_agrees_with_case_insensitive_substring(
     with FileStore(tmp_path_factory.mktemp("fts")) as s:
         flows = [make_flow(i, user=t, answer="") for i, t in enumerate(texts)]
         s.append_many(flows)
-        expected = {
-            f.id for f in flows if needle.lower() in f.request.plain_text().lower()
-        }
+        expected = {f.id for f in flows if needle.lower() in f.request.plain_text().lower()}
         assert s.ids_matching_text("request", needle) == expected
 
 
@@ -203,7 +203,9 @@ def test_retention_removes_only_expired_flows_sharing_a_segment(tmp_path: Path) 
     now = time.time()
     ages = {0: 30, 1: 1, 2: 10, 3: 0.5, 4: 8, 5: 2}  # days
     with FileStore(tmp_path) as s:
-        s.append_many([make_flow(i, created=now - a * DAY, user=f"msg{i}x") for i, a in ages.items()])
+        s.append_many(
+            [make_flow(i, created=now - a * DAY, user=f"msg{i}x") for i, a in ages.items()]
+        )
         segs = list((tmp_path / "flows" / "segments").rglob("*.jsonl"))
         assert len(segs) == 1  # all in one segment
         s.set_annotations("flow-00000", FlowAnnotations(tags=["old"]))

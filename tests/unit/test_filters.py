@@ -79,7 +79,9 @@ def make_flow(
             body=f'{{"text": "{text}"}}'.encode(),
             text=text,
             thinking=thinking,
-            tool_calls=[ToolCall(id=f"c{i}", name=n, arguments_raw="{}") for i, n in enumerate(calls)],
+            tool_calls=[
+                ToolCall(id=f"c{i}", name=n, arguments_raw="{}") for i, n in enumerate(calls)
+            ],
             stop_reason="stop",
             usage=usage,
         )
@@ -445,7 +447,7 @@ def test_source_answers_are_used_and_candidates_narrowed() -> None:
     src = _FtsLikeSource()
     m = parse("request:weather AND NOT ~b zzz").mask(DF, source=src)
     assert set(DF.loc[m, "id"]) == {"b"}
-    assert src.asked == ['request:weather', "~b zzz"]
+    assert src.asked == ["request:weather", "~b zzz"]
     # A frame that is a subset (a page) still gets a mask of its own length and index.
     page = DF.iloc[[1, 3]]
     assert parse("request:weather").mask(page, source=src).tolist() == [True, False]
@@ -480,4 +482,9 @@ def test_filter_error_is_a_value_error_and_pickles() -> None:
         parse("model:")
     err = FilterError("bad", 3, "try x", "abcdef")
     copy = pickle.loads(pickle.dumps(err))
-    assert (copy.message, copy.position, copy.hint, copy.expression) == ("bad", 3, "try x", "abcdef")
+    assert (copy.message, copy.position, copy.hint, copy.expression) == (
+        "bad",
+        3,
+        "try x",
+        "abcdef",
+    )

@@ -128,9 +128,7 @@ def test_kiro_credits_from_events_and_extra() -> None:
         StreamEvent(t=1.0, event="assistantResponseEvent", data={"content": "hi"}),
         StreamEvent(t=2.0, event="meteringEvent", data={"unit": "credit", "usage": 0.046}),
     ]
-    flow = LLMFlow(
-        response=LLMResponse(events=events), metadata=FlowMetadata(provider="kiro")
-    )
+    flow = LLMFlow(response=LLMResponse(events=events), metadata=FlowMetadata(provider="kiro"))
     assert kiro_credits(flow) == pytest.approx(0.046)
     flow.response = LLMResponse(extra={"credits": 0.5})
     assert kiro_credits(flow) == 0.5

@@ -122,7 +122,10 @@ def test_stuck_download_times_out_and_is_not_retried(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(tiktoken, "get_encoding", hang)
     try:
-        assert count_tokens("some text here", "gpt-4o") == (heuristic_count("some text here"), False)
+        assert count_tokens("some text here", "gpt-4o") == (
+            heuristic_count("some text here"),
+            False,
+        )
         assert count_tokens("more text", "gpt-4o")[1] is False
         assert calls.count("o200k_base") == 1
     finally:
