@@ -88,32 +88,62 @@ class Setting:
 
 
 MiB = 1 << 20
-_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
-               "0": False, "false": False, "no": False, "off": False}
+_BOOL_WORDS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
-        Setting("max_flows_in_memory", 1000, "full flows kept in memory (LRU); the summary "
-                "keeps every flow", int, 1, env=("FLOWBOOK_MAX_MEMORY", "FLOW_MONITOR_MAX_MEMORY")),
-        Setting("retention_days", 7.0, "days flows stay on disk", float, 0.001,
-                env=("FLOWBOOK_RETENTION_DAYS", "FLOW_MONITOR_RETENTION_DAYS")),
-        Setting("auto_cleanup", True, "delete flows older than retention_days automatically",
-                bool),
+        Setting(
+            "max_flows_in_memory",
+            1000,
+            "full flows kept in memory (LRU); the summary keeps every flow",
+            int,
+            1,
+            env=("FLOWBOOK_MAX_MEMORY", "FLOW_MONITOR_MAX_MEMORY"),
+        ),
+        Setting(
+            "retention_days",
+            7.0,
+            "days flows stay on disk",
+            float,
+            0.001,
+            env=("FLOWBOOK_RETENTION_DAYS", "FLOW_MONITOR_RETENTION_DAYS"),
+        ),
+        Setting("auto_cleanup", True, "delete flows older than retention_days automatically", bool),
         Setting("persist_to_file", True, "write completed flows to the file store", bool),
         Setting("notification_enabled", True, "notify on errors and threshold warnings", bool),
         Setting("intercept_enabled", False, "start with interception on", bool),
-        Setting("intercept_timeout_s", 30.0, "seconds before a paused flow is auto-released",
-                float, 0.1, 86400),
-        Setting("intercept_timeout_action", "continue", "what the timeout does", str,
-                choices=("continue", "drop")),
-        Setting("save_stream_events", True, "keep every stream event with its arrival time",
-                bool),
+        Setting(
+            "intercept_timeout_s",
+            30.0,
+            "seconds before a paused flow is auto-released",
+            float,
+            0.1,
+            86400,
+        ),
+        Setting(
+            "intercept_timeout_action",
+            "continue",
+            "what the timeout does",
+            str,
+            choices=("continue", "drop"),
+        ),
+        Setting("save_stream_events", True, "keep every stream event with its arrival time", bool),
         Setting("redact_sensitive", True, "mask secrets at rest and in exports", bool),
         Setting("max_body_bytes", 10 * MiB, "larger bodies are stored truncated", int, 0),
         Setting("segment_max_bytes", 64 * MiB, "size at which a JSONL segment rotates", int, MiB),
         Setting("listen_host", "127.0.0.1", "address the proxy listens on", str),
-        Setting("listen_port", 8080, "port the proxy listens on (0 picks a free one)", int,
-                0, 65535),
+        Setting(
+            "listen_port", 8080, "port the proxy listens on (0 picks a free one)", int, 0, 65535
+        ),
     ]
 }
 # Names from the reference implementation that mean one of ours.
@@ -130,9 +160,7 @@ def _resolve_key(key: str) -> str:
         return key
     close = difflib.get_close_matches(key, [*SETTINGS, *ALIASES], n=1, cutoff=0.5)
     hint = f" Did you mean {ALIASES.get(close[0], close[0])!r}?" if close else ""
-    raise ConfigError(
-        f"Unknown setting {key!r}.{hint} Valid settings: {', '.join(SETTINGS)}."
-    )
+    raise ConfigError(f"Unknown setting {key!r}.{hint} Valid settings: {', '.join(SETTINGS)}.")
 
 
 def env_var_for(name: str) -> tuple[str, ...]:
@@ -165,8 +193,6 @@ class Config:
 def load_config(data_dir: str | Path | None = None) -> Config:
     """Defaults < config.json < env vars, as a Config (problems in ``ConfigManager.warnings``)."""
     return ConfigManager(data_dir).snapshot()
-
-
 
 
 Listener = Callable[[str, Any, Any], None]
@@ -269,8 +295,9 @@ class ConfigManager:
         """Validate and set one value; write config.json; notify listeners if it changed."""
         self.update({key: value}, persist=persist)
 
-    def update(self, values: dict[str, Any] | None = None, /, *, persist: bool = True,
-               **kwargs: Any) -> None:
+    def update(
+        self, values: dict[str, Any] | None = None, /, *, persist: bool = True, **kwargs: Any
+    ) -> None:
         """Set several values at once; nothing changes unless every one is valid."""
         checked = {}
         for key, value in {**(values or {}), **kwargs}.items():

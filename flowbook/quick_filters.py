@@ -8,6 +8,7 @@ deleted or overwritten.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import tempfile
@@ -92,21 +93,24 @@ class QuickFilters:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"version": FORMAT_VERSION, "filters": [q.to_dict() for q in self._saved.values()]}
+        payload = {
+            "version": FORMAT_VERSION,
+            "filters": [q.to_dict() for q in self._saved.values()],
+        }
         # Write then rename, so a killed kernel never leaves half a file.
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".quick_filters.")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, ensure_ascii=False, indent=2)
         os.replace(tmp, self.path)
 
-    def list(self, group: str | None = None) -> list[QuickFilter]:
+    def list(self, group: str | None = None) -> builtins.list[QuickFilter]:
         """Presets first, then saved filters by group and name (``group`` narrows the list)."""
         with self._lock:
             saved = sorted(self._saved.values(), key=lambda q: (q.group or "", q.name.lower()))
         every = [*PRESETS, *saved]
         return every if group is None else [q for q in every if q.group == group]
 
-    def groups(self) -> list[str]:
+    def groups(self) -> builtins.list[str]:
         """Group names in use (the presets' group first)."""
         names = [PRESET_GROUP]
         for q in self.list():

@@ -35,6 +35,7 @@ PROVIDER_IDS: dict[str, str] = {
     "gemini-vertex": "google",
     "gemini-cli": "google",
     "code-assist": "google",
+    "gemini-code-assist": "google",
     "bedrock": "aws",
     "aws": "aws",
     "deepseek": "deepseek",

@@ -245,9 +245,14 @@ def estimate_usage(flow: LLMFlow) -> Usage | None:
     if in_text and flow.request.messages:
         n_in += TOKENS_PER_MESSAGE * len(flow.request.messages)
     pct = _kiro_context_pct(flow)
-    if pct is not None:
-        n_in = round(pct / 100.0 * KIRO_CONTEXT_WINDOW)
-        method_in = f"kiro:context_usage_pct*{KIRO_CONTEXT_WINDOW}"
+    if pct is not None and resp is not None:
+        # The Kiro provider knows the model's window when it can; else assume Claude's 200k.
+        known = resp.extra.get("input_tokens_estimate")
+        if isinstance(known, int) and not isinstance(known, bool):
+            n_in, method_in = known, "kiro:context_usage_pct*context_window"
+        else:
+            n_in = round(pct / 100.0 * KIRO_CONTEXT_WINDOW)
+            method_in = f"kiro:context_usage_pct*{KIRO_CONTEXT_WINDOW}"
         exact_in = False
         details["context_usage_pct"] = pct
 

@@ -147,7 +147,8 @@ class _Chunks:
         p = self.p
         if p.thinking is not None:
             yield self.chunk([{"text": p.thinking, "thought": True}], False)
-        sig = {"thoughtSignature": "Cs" + stable_id("", self.rid, 40)} if p.thinking else {}
+        # 2 + 42 characters: a valid base64 string, as the google-genai SDK decodes it to bytes.
+        sig = {"thoughtSignature": "Cs" + stable_id("", self.rid, 42)} if p.thinking else {}
         if p.tool_name:
             self.visible = p.tool_args
             call = {"functionCall": {"name": p.tool_name, "args": dict(TOOL_ARGS)}, **sig}

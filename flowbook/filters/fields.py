@@ -194,9 +194,9 @@ FLAGS: dict[str, Flag] = {
     "has:error": _ERROR,
     "has:tool_calls": _positive("tool_calls", help="the model called at least one tool"),
     "has:usage": Flag(
-        lambda df: (
-            df["usage_source"].notna() & (df["usage_source"] != "missing")
-        ).to_numpy(dtype=bool, na_value=False),
+        lambda df: (df["usage_source"].notna() & (df["usage_source"] != "missing")).to_numpy(
+            dtype=bool, na_value=False
+        ),
         lambda r: r.get("usage_source") not in (None, "missing"),
         "token usage is reported or estimated",
     ),
@@ -208,6 +208,10 @@ FLAGS: dict[str, Flag] = {
         "request without a response",
     ),
 }
-FLAG_ALIASES = {"is:failed": "is:error", "is:marked": "is:bookmarked", "has:tool_call": "has:tool_calls"}
+FLAG_ALIASES = {
+    "is:failed": "is:error",
+    "is:marked": "is:bookmarked",
+    "has:tool_call": "has:tool_calls",
+}
 # Flags answered from the full flow.
 FLOW_FLAGS = {"has:tools": "has_tools"}

@@ -139,9 +139,7 @@ class _Parser:
         if c == ")":
             raise FilterError("unexpected ')'", start, "a term is missing before it")
         if c in "&|":
-            raise FilterError(
-                f"operator {c!r} needs a term before it", start, "write e.g. ~e & ~s"
-            )
+            raise FilterError(f"operator {c!r} needs a term before it", start, "write e.g. ~e & ~s")
         if self._peek_operator() in ("and", "or"):
             raise FilterError(
                 "AND/OR needs a term before it", start, 'quote the word to search it: "and"'

@@ -74,7 +74,13 @@ class GeminiProvider(Provider):
         return _API_PATH.search(req.path_only)
 
     def detect(self, req: RequestView) -> Detection | None:
-        """Official host, else the ``models/{m}:method`` path, else a ``contents[].parts`` body."""
+        """Official host, else the ``models/{m}:method`` path, else a ``contents[].parts`` body.
+
+        The host's OpenAI-compatible endpoint (``/v1beta/openai/…``) speaks OpenAI Chat, not
+        generateContent: it is left to the ``gemini_openai`` provider.
+        """
+        if "/openai/" in req.path_only + "/":
+            return None
         m = self._match(req)
         api = _api_for_method(m.group(2)) if m else "other"
         if req.host.lower() in self.hosts:

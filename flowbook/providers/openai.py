@@ -5,7 +5,8 @@ provider that parses the flow:
 
 * ``openai`` — api.openai.com and the ChatGPT/Codex backend (``chatgpt.com/backend-api/codex``);
 * vendors on their own hosts — ``azure_openai``, ``openrouter``, ``deepseek``, ``groq``,
-  ``together``, ``mistral``, ``fireworks``, ``xai``, ``perplexity``, ``cerebras``, ``moonshot``;
+  ``together``, ``mistral``, ``fireworks``, ``xai``, ``perplexity``, ``cerebras``, ``moonshot``,
+  ``gemini_openai`` (the ``/v1beta/openai/`` paths of generativelanguage.googleapis.com);
 * ``openai_compatible`` — any other host whose path ends in ``/chat/completions`` or
   ``/responses`` with a JSON body holding ``model`` and ``messages``/``input`` (vLLM, LM Studio,
   llama.cpp, a local proxy…), detected at PATH strength.
@@ -210,6 +211,21 @@ class MoonshotProvider(OpenAIProvider):
     hosts = ("api.moonshot.ai", "api.moonshot.cn")
 
 
+class GeminiOpenAIProvider(OpenAIProvider):
+    """Gemini's OpenAI-compatible endpoint, ``generativelanguage.googleapis.com/v1beta/openai/``.
+
+    Same host as the native Gemini API, so only the ``/openai/`` paths are claimed here.
+    """
+
+    name = "gemini_openai"
+    hosts = ("generativelanguage.googleapis.com",)
+
+    def detect(self, req: RequestView) -> Detection | None:
+        if "/openai/" not in req.path_only + "/":
+            return None
+        return super().detect(req)
+
+
 class OpenAICompatibleProvider(OpenAIProvider):
     """Any host serving the OpenAI format under its own base URL (PATH strength)."""
 
@@ -241,6 +257,7 @@ VENDORS: tuple[OpenAIProvider, ...] = (
     PerplexityProvider(),
     CerebrasProvider(),
     MoonshotProvider(),
+    GeminiOpenAIProvider(),
     OpenAICompatibleProvider(),  # last: the generic fallback loses ties
 )
 for _p in VENDORS:

@@ -83,8 +83,9 @@ class FileStore:
                 p.chmod(0o600)
         n = recovery.reconcile(conn, self.root, self.recovery_report)
         if reason and n:
-            self.recovery_report.append(f"Rebuilt the index from the segments: {reason}; "
-                                        f"{n} flow(s) indexed.")
+            self.recovery_report.append(
+                f"Rebuilt the index from the segments: {reason}; {n} flow(s) indexed."
+            )
         elif n:
             self.recovery_report.append(
                 f"Indexed {n} flow(s) found in the segments but missing from the index "
@@ -251,9 +252,7 @@ class FileStore:
                     self.root, lambda i, t: i in live or (i not in gone and t >= cutoff)
                 )
                 self._conn.execute("BEGIN")
-                self._conn.executemany(
-                    "DELETE FROM annotations WHERE id=?", [(i,) for i in gone]
-                )
+                self._conn.executemany("DELETE FROM annotations WHERE id=?", [(i,) for i in gone])
                 index.meta_set(self._conn, "journal_bytes", str(size))
                 self._conn.execute("COMMIT")
         return removed

@@ -117,9 +117,7 @@ _UPDATE_FLOW = (
 )
 
 
-def insert_flows(
-    conn: sqlite3.Connection, items: Sequence[tuple[list, str, str]]
-) -> list[str]:
+def insert_flows(conn: sqlite3.Connection, items: Sequence[tuple[list, str, str]]) -> list[str]:
     """Upsert (flow params, request text, response text); the latest line of an id wins.
 
     Returns the ids that were new to the index.

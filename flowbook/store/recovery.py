@@ -48,8 +48,9 @@ def index_segment(
             flush()
     flush()
     scanned = result.end + result.torn_bytes
-    conn.execute("UPDATE segments SET scanned_bytes=max(scanned_bytes, ?) WHERE seg=?",
-                 (scanned, seg))
+    conn.execute(
+        "UPDATE segments SET scanned_bytes=max(scanned_bytes, ?) WHERE seg=?", (scanned, seg)
+    )
     if corrupt:
         report.append(f"{path}: skipped {corrupt} corrupt line(s) that are not flowbook flows.")
     if result.torn_bytes:

@@ -104,9 +104,7 @@ class SegmentWriter:
     serialises calls to ``write``/``rotate``/``close``.
     """
 
-    def __init__(
-        self, root: Path, max_bytes: int, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, root: Path, max_bytes: int, clock: Callable[[], float] = time.time) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.clock = clock

@@ -358,3 +358,143 @@ def pd_na() -> object:
     import pandas as pd
 
     return pd.NA
+
+
+# ---- lifecycle: streaming, errors mid-stream, cancelled --------------------------------------
+
+
+def _wait_for(pred, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _gated_server(n: int) -> tuple[ThreadingHTTPServer, list[threading.Event]]:
+    gates = [threading.Event() for _ in range(n)]
+    _GatedSSE.gates = gates
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GatedSSE)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, gates
+
+
+def test_flow_is_streaming_with_growing_text_then_completed(data_dir: Path) -> None:
+    server, gates = _gated_server(3)
+    try:
+        mon = fb.start(port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}",
+                       data_dir=data_dir)
+        with httpx.Client(base_url=mon.proxy_url, timeout=10) as c, c.stream(
+            "POST", "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "stream": True,
+                  "messages": [{"role": "user", "content": "go"}]},
+        ) as resp:
+            lines = resp.iter_lines()
+            seen = 0
+            for line in lines:
+                if not line.startswith("data: {"):
+                    continue
+                seen += 1
+                want = "".join(f"w{i} " for i in range(seen))
+
+                def live(want: str = want) -> bool:
+                    df = fb.flows()
+                    if len(df) != 1:
+                        return False
+                    f = fb.get_flow(df.loc[0, "id"])
+                    return f.state == "streaming" and f.response is not None and \
+                        f.response.text == want
+                assert _wait_for(live), f"flow not streaming with text {want!r}"
+                row = fb.flows().iloc[0]
+                assert row["state"] == "streaming" and row["output_tokens"] >= 0
+                gates[seen - 1].set()
+        flow = only_flow()
+        assert flow.state == "completed"
+    finally:
+        for g in gates:
+            g.set()
+        fb.stop()
+        server.shutdown()
+
+
+def test_client_going_away_cancels_the_flow(data_dir: Path) -> None:
+    server, gates = _gated_server(3)
+    try:
+        mon = fb.start(port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}",
+                       data_dir=data_dir)
+        with httpx.Client(base_url=mon.proxy_url, timeout=10) as c, c.stream(
+            "POST", "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "stream": True,
+                  "messages": [{"role": "user", "content": "go"}]},
+        ) as resp:
+            for line in resp.iter_lines():
+                if line.startswith("data: {"):
+                    break  # leave after the first event: the client goes away
+        assert _wait_for(lambda: len(fb.flows()) == 1 and
+                         fb.flows().iloc[0]["state"] == "cancelled"), fb.flows()
+        flow = only_flow()
+        assert flow.error is not None and flow.error.type == "cancelled"
+        assert flow.response is not None and flow.response.text == "w0 "
+    finally:
+        for g in gates:
+            g.set()
+        fb.stop()
+        server.shutdown()
+
+
+def test_upstream_dying_midstream_is_an_error_with_partial_text(
+    reverse: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    got = ""
+    with pytest.raises(openai.APIError):  # noqa: PT012 - the error comes while iterating
+        stream = reverse.chat.completions.create(
+            model="gpt-4o-mini", stream=True,
+            messages=[{"role": "user", "content": "one two three four five six seven"}],
+            extra_headers={"x-fake-die-midstream": "1"},
+        )
+        for chunk in stream:
+            if chunk.choices:
+                got += chunk.choices[0].delta.content or ""
+    assert _wait_for(lambda: fb.flows().iloc[0]["state"] == "error")
+    flow = only_flow()
+    assert flow.error is not None and flow.error.type in ("network", "server_error")
+    assert flow.response is not None and flow.response.text and got.startswith(
+        flow.response.text[: len(got)])
+
+
+def test_several_modes_at_once(upstream: FakeUpstream, data_dir: Path) -> None:
+    mon = fb.start(port=0, mode=["regular", f"reverse:{upstream.url}"], data_dir=data_dir)
+    try:
+        assert [m.kind for m in mon.modes] == ["regular", "reverse"]
+        assert mon.modes[0].port != mon.modes[1].port
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(proxy=mon.modes[0].url, timeout=10) as fwd:
+            assert fwd.post(f"{upstream.url}/v1/chat/completions", json=body).status_code == 200
+        with httpx.Client(base_url=mon.modes[1].url, timeout=10) as rev:
+            assert rev.post("/v1/chat/completions", json=body).status_code == 200
+        fb.wait_idle()
+        assert len(fb.flows()) == 2
+    finally:
+        fb.stop()
+
+
+def test_unknown_mitmproxy_option_is_a_clear_error(data_dir: Path) -> None:
+    with pytest.raises(Exception, match="no_such_option"):
+        fb.start(port=0, data_dir=data_dir, no_such_option=True)
+    assert fb.monitor() is None
+
+
+def test_non_llm_traffic_is_not_a_flow(upstream: FakeUpstream, data_dir: Path) -> None:
+    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
+    try:
+        with httpx.Client(base_url=mon.proxy_url, timeout=10) as c:
+            c.get("/favicon.ico")
+            c.post("/some/other/api", json={"hello": "world"})
+        fb.wait_idle()
+        assert len(fb.flows()) == 0
+    finally:
+        fb.stop()

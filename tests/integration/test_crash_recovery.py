@@ -125,7 +125,9 @@ def test_sigkill_keeps_flows_then_torn_line_and_bad_index_are_repaired(tmp_path:
         assert "Rebuilt the index" in report
         assert len(store) == n_complete - 1
         assert store.get(torn_id) is None
-        assert all(store.get(f"kill-{i:06d}") is not None for i in safe if f"kill-{i:06d}" != torn_id)
+        assert all(
+            store.get(f"kill-{i:06d}") is not None for i in safe if f"kill-{i:06d}" != torn_id
+        )
         store.append(make_flow(999_999))  # a new segment; the torn one is never appended to
 
     # Reopening does not report the same torn line again.

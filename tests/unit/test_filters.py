@@ -313,6 +313,7 @@ def _mitm_flow(host: str, path: str, method: str, body: bytes, status: int) -> A
     f.request.host, f.request.path, f.request.method = host, path, method
     f.request.headers["content-type"] = "application/json"
     f.request.content = body
+    assert f.response is not None
     f.response.status_code = status
     f.response.headers["content-type"] = "text/event-stream"
     f.response.content = b"data: hello world"

@@ -202,3 +202,6 @@ def test_kiro_input_from_context_usage_pct() -> None:
     assert usage.details["method"].startswith("kiro:context_usage_pct")
     assert usage.details["output_method"] == "tiktoken:cl100k_base"
     assert usage.output == 2 and usage.details["exact"] is False
+    flow.response.extra["input_tokens_estimate"] = 5000  # the provider knew the window
+    usage = estimate_usage(flow)
+    assert usage is not None and usage.input == 5000
