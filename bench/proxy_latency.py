@@ -55,19 +55,47 @@ def start_all(ttft: float) -> tuple[list[subprocess.Popen[bytes]], dict[str, str
     up, bare, fbp = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up}"
     procs = [
-        subprocess.Popen([sys.executable, "-m", "bench.upstream", "--port", str(up),
-                          "--ttft", str(ttft)], cwd=HERE.parent),
-        subprocess.Popen([str(VENV_BIN / "mitmdump"), "-q", "--mode", f"reverse:{upstream}",
-                          "-p", str(bare), "--set", "connection_strategy=lazy",
-                          "-s", str(HERE / "stream_only_addon.py")],
-                         cwd=HERE.parent, stdout=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-m", "bench.flowbook_proxy", "--port", str(fbp),
-                          "--upstream", upstream], cwd=HERE.parent, stdout=subprocess.DEVNULL),
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.upstream", "--port", str(up), "--ttft", str(ttft)],
+            cwd=HERE.parent,
+        ),
+        subprocess.Popen(
+            [
+                str(VENV_BIN / "mitmdump"),
+                "-q",
+                "--mode",
+                f"reverse:{upstream}",
+                "-p",
+                str(bare),
+                "--set",
+                "connection_strategy=lazy",
+                "-s",
+                str(HERE / "stream_only_addon.py"),
+            ],
+            cwd=HERE.parent,
+            stdout=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.flowbook_proxy",
+                "--port",
+                str(fbp),
+                "--upstream",
+                upstream,
+            ],
+            cwd=HERE.parent,
+            stdout=subprocess.DEVNULL,
+        ),
     ]
     for p in (up, bare, fbp):
         wait_port(p)
-    return procs, {"direct": upstream, "bare": f"http://127.0.0.1:{bare}",
-                   "flowbook": f"http://127.0.0.1:{fbp}"}
+    return procs, {
+        "direct": upstream,
+        "bare": f"http://127.0.0.1:{bare}",
+        "flowbook": f"http://127.0.0.1:{fbp}",
+    }
 
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]}
@@ -86,8 +114,9 @@ def one_sse(client: httpx.Client, base: str) -> tuple[float, bytes]:
     t0 = time.perf_counter()
     ttft = None
     body = b""
-    with client.stream("POST", f"{base}/sse/v1/chat/completions",
-                       json={**BODY, "stream": True}) as r:
+    with client.stream(
+        "POST", f"{base}/sse/v1/chat/completions", json={**BODY, "stream": True}
+    ) as r:
         for chunk in r.iter_raw():
             if ttft is None and b"data:" in chunk:
                 ttft = (time.perf_counter() - t0) * 1000
@@ -128,12 +157,20 @@ def run(json_rounds: int = 400, sse_rounds: int = 60, ttft: float = 0.05) -> dic
             p.wait(10)
     res: dict[str, object] = {}
     for n in names:
-        res[n] = {"json_p50_ms": pct(lat[n], 50), "json_p99_ms": pct(lat[n], 99),
-                  "sse_ttft_p50_ms": pct(ttfts[n], 50), "sse_ttft_p95_ms": pct(ttfts[n], 95)}
+        res[n] = {
+            "json_p50_ms": pct(lat[n], 50),
+            "json_p99_ms": pct(lat[n], 99),
+            "sse_ttft_p50_ms": pct(ttfts[n], 50),
+            "sse_ttft_p95_ms": pct(ttfts[n], 95),
+        }
     d, b, f = (res[n] for n in names)  # type: ignore[misc]
-    added = {k: {"bare": b[f"json_{k}_ms"] - d[f"json_{k}_ms"],  # type: ignore[index]
-                 "flowbook": f[f"json_{k}_ms"] - d[f"json_{k}_ms"]}  # type: ignore[index]
-             for k in ("p50", "p99")}
+    added = {
+        k: {
+            "bare": b[f"json_{k}_ms"] - d[f"json_{k}_ms"],  # type: ignore[index]
+            "flowbook": f[f"json_{k}_ms"] - d[f"json_{k}_ms"],
+        }  # type: ignore[index]
+        for k in ("p50", "p99")
+    }
     res["P1_added_ms"] = added
     res["P1_ratio_p50"] = added["p50"]["flowbook"] / added["p50"]["bare"]
     res["P1_ratio_p99"] = added["p99"]["flowbook"] / added["p99"]["bare"]

@@ -12,20 +12,32 @@ import json
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-JSON_BODY = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"},
-                 "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-}).encode()
+JSON_BODY = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "pong"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+    }
+).encode()
 
 
 def sse_events(n: int) -> list[bytes]:
     out = []
     for i in range(n):
-        chunk = {"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
-                 "choices": [{"index": 0, "delta": {"content": f"tok{i} "},
-                              "finish_reason": None}]}
+        chunk = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}],
+        }
         out.append(f"data: {json.dumps(chunk)}\n\n".encode())
     out.append(b"data: [DONE]\n\n")
     return out

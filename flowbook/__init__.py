@@ -13,10 +13,33 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "start", "stop", "status", "monitor", "flows", "get_flow", "export", "generate_code",
-    "diff", "stats", "load", "table", "show", "intercept_panel", "dashboard", "bookmark",
-    "tag", "comment", "related", "session", "sessions", "intercept", "config", "charts",
-    "Monitor", "store", "wait_idle",
+    "start",
+    "stop",
+    "status",
+    "monitor",
+    "flows",
+    "get_flow",
+    "export",
+    "generate_code",
+    "diff",
+    "stats",
+    "load",
+    "table",
+    "show",
+    "intercept_panel",
+    "dashboard",
+    "bookmark",
+    "tag",
+    "comment",
+    "related",
+    "session",
+    "sessions",
+    "intercept",
+    "config",
+    "charts",
+    "Monitor",
+    "store",
+    "wait_idle",
 }
 
 

@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from flowbook.runtime import Runtime
 
 __all__ = [
-    "bookmark", "comment", "flows", "get_flow", "load", "monitor", "start", "status", "stop",
+    "bookmark",
+    "comment",
+    "flows",
+    "get_flow",
+    "load",
+    "monitor",
+    "start",
+    "status",
+    "stop",
     "tag",
 ]
 
@@ -87,7 +95,7 @@ def status() -> dict[str, Any]:
 
 
 def flows(
-    filter: str | None = None,  # noqa: A002 - the public name in the design
+    filter: str | None = None,
     *,
     sort_by: str = "timestamp",
     sort_order: str = "desc",
@@ -103,8 +111,14 @@ def flows(
     in a process that has captured nothing yet, history is what you get.
     """
     rt = _rt()
-    return rt.query(filter, sort_by=sort_by, sort_order=sort_order, page=page,
-                    page_size=page_size, include_history=include_history)
+    return rt.query(
+        filter,
+        sort_by=sort_by,
+        sort_order=sort_order,
+        page=page,
+        page_size=page_size,
+        include_history=include_history,
+    )
 
 
 def get_flow(flow_id: str) -> LLMFlow:
@@ -147,8 +161,12 @@ def store() -> Any:
     return _rt().store
 
 
-def stats(by: str | list[str] | None = "model", filter: str | None = None,  # noqa: A002
-          *, include_history: bool = False) -> pd.DataFrame:
+def stats(
+    by: str | list[str] | None = "model",
+    filter: str | None = None,
+    *,
+    include_history: bool = False,
+) -> pd.DataFrame:
     """One row per group (``by`` a column name, a list of them, or None for one overall row):
     count, success/error rate, latency and TTFT percentiles, tokens, cost, estimated share."""
     from flowbook.analysis.stats import stats as _stats

@@ -10,27 +10,36 @@ from pathlib import Path
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None,
-                   help="data dir (default: $FLOWBOOK_DATA_DIR or ~/.flowbook)")
+    p.add_argument(
+        "--data-dir", default=None, help="data dir (default: $FLOWBOOK_DATA_DIR or ~/.flowbook)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowbook", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    cap = sub.add_parser("capture", help="run the proxy, writing flows to the data dir, until "
-                                         "Ctrl-C")
+    cap = sub.add_parser(
+        "capture", help="run the proxy, writing flows to the data dir, until Ctrl-C"
+    )
     cap.add_argument("--port", type=int, default=8080)
     cap.add_argument("--host", default="127.0.0.1")
-    cap.add_argument("--mode", action="append", default=None,
-                     help="mitmproxy mode spec; repeat for several (default: regular)")
+    cap.add_argument(
+        "--mode",
+        action="append",
+        default=None,
+        help="mitmproxy mode spec; repeat for several (default: regular)",
+    )
     _add_data_dir(cap)
 
     fl = sub.add_parser("flows", help="print stored flows")
     fl.add_argument("filter", nargs="?", default=None)
     fl.add_argument("--limit", type=int, default=50)
-    fl.add_argument("--columns", default="id,timestamp,provider,model,state,status_code,"
-                                         "input_tokens,output_tokens,cost_usd,latency_ms,ttft_ms")
+    fl.add_argument(
+        "--columns",
+        default="id,timestamp,provider,model,state,status_code,"
+        "input_tokens,output_tokens,cost_usd,latency_ms,ttft_ms",
+    )
     _add_data_dir(fl)
 
     st = sub.add_parser("stats", help="print usage statistics")
@@ -38,10 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--filter", default=None)
     _add_data_dir(st)
 
-    demo = sub.add_parser("demo", help="offline demo: fake upstream + real SDKs through the "
-                                       "proxy")
-    demo.add_argument("--data-dir", default=None,
-                      help="keep the demo's flows here (default: a temporary dir)")
+    demo = sub.add_parser("demo", help="offline demo: fake upstream + real SDKs through the proxy")
+    demo.add_argument(
+        "--data-dir", default=None, help="keep the demo's flows here (default: a temporary dir)"
+    )
 
     lab = sub.add_parser("lab", help="JupyterLab on the quickstart notebook")
     lab.add_argument("--port", type=int, default=8888)
@@ -73,16 +82,19 @@ def main(argv: list[str] | None = None) -> int:
 def _capture(args: argparse.Namespace) -> int:
     import flowbook as fb
 
-    mon = fb.start(port=args.port, host=args.host, mode=args.mode or "regular",
-                   data_dir=args.data_dir)
+    mon = fb.start(
+        port=args.port, host=args.host, mode=args.mode or "regular", data_dir=args.data_dir
+    )
     print(repr(mon), flush=True)
     last = ""
     try:
         while True:
             time.sleep(0.5)
             s = fb.status()
-            line = (f"\r{s['flows_in_session']} flows captured, {s['in_progress']} in progress"
-                    f"  (Ctrl-C to stop)")
+            line = (
+                f"\r{s['flows_in_session']} flows captured, {s['in_progress']} in progress"
+                f"  (Ctrl-C to stop)"
+            )
             if line != last and sys.stdout.isatty():
                 print(line, end="", flush=True)
             last = line
@@ -125,8 +137,15 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _lab(args: argparse.Namespace) -> int:
     nb = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
-    cmd = [sys.executable, "-m", "jupyter", "lab", str(nb), f"--port={args.port}",
-           "--ServerApp.ip=127.0.0.1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        str(nb),
+        f"--port={args.port}",
+        "--ServerApp.ip=127.0.0.1",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     cmd += [a for a in args.lab_args if a != "--"]

@@ -1,12 +1,12 @@
 """``%flowmon``: the notebook's short way to drive flowbook.
 
-    %flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR]
-    %flowmon stop | status
-    %flowmon flows [FILTER]            the flows DataFrame (filtered)
-    %flowmon show ID                   one flow
-    %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
-    %flowmon intercept off
-    %flowmon                           status and the latest flows
+%flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR]
+%flowmon stop | status
+%flowmon flows [FILTER]            the flows DataFrame (filtered)
+%flowmon show ID                   one flow
+%flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
+%flowmon intercept off | status
+%flowmon                           status and the latest flows
 """
 
 from __future__ import annotations
@@ -36,21 +36,9 @@ def _start_parser() -> _Parser:
     return p
 
 
-def _intercept_parser() -> _Parser:
-    p = _Parser(prog="%flowmon intercept", add_help=False)
-    p.add_argument("switch", choices=["on", "off"])
-    p.add_argument("filter", nargs="*")
-    stage = p.add_mutually_exclusive_group()
-    stage.add_argument("--response", action="store_true")
-    stage.add_argument("--both", action="store_true")
-    p.add_argument("--timeout", type=float, default=30.0)
-    p.add_argument("--drop", action="store_true", help="drop (not continue) at the timeout")
-    return p
-
-
 def run_line(line: str) -> Any:
     """Execute one ``%flowmon`` line and return what the cell should display."""
-    import flowbook as fb
+    from flowbook import api as fb
 
     try:
         argv = shlex.split(line)
@@ -61,8 +49,7 @@ def run_line(line: str) -> Any:
     cmd, rest = argv[0], argv[1:]
     if cmd == "start":
         a = _start_parser().parse_args(rest)
-        return fb.start(port=a.port, host=a.host, mode=a.mode or "regular",
-                        data_dir=a.data_dir)
+        return fb.start(port=a.port, host=a.host, mode=a.mode or "regular", data_dir=a.data_dir)
     if cmd == "stop":
         fb.stop()
         return "flowbook stopped"
@@ -75,20 +62,17 @@ def run_line(line: str) -> Any:
             raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
         return fb.get_flow(rest[0])
     if cmd == "intercept":
-        a = _intercept_parser().parse_args(rest)
-        if a.switch == "off":
-            fb.intercept.disable()
-            return "interception off"
-        on = "both" if a.both else "response" if a.response else "request"
-        expr = " ".join(a.filter) or None
-        fb.intercept.enable(expr, on=on, timeout=a.timeout,
-                            timeout_action="drop" if a.drop else "continue")
-        return f"intercepting {on}s of {expr or 'every LLM call'} (timeout {a.timeout:g} s)"
+        from flowbook.intercept.magic import intercept_magic
+
+        try:
+            return intercept_magic(shlex.join(rest))
+        except ValueError as exc:
+            raise MagicUsageError(str(exc)) from None
     raise MagicUsageError(f"%flowmon: unknown command {cmd!r}.\n{USAGE}")
 
 
 def _overview() -> Any:
-    import flowbook as fb
+    from flowbook import api as fb
 
     status = fb.status()
     try:

@@ -51,8 +51,7 @@ class Runtime:
             self.recorder.redact = bool(new)
         elif key == "save_stream_events":
             self.recorder.save_stream_events = bool(new)
-        elif key == "retention_days" and self._file_store is not None and \
-                self.config.auto_cleanup:
+        elif key == "retention_days" and self._file_store is not None and self.config.auto_cleanup:
             self._file_store.apply_retention(float(new))
 
     # ---- persistence -------------------------------------------------------------------------
@@ -90,8 +89,9 @@ class Runtime:
 
     # ---- proxy -------------------------------------------------------------------------------
 
-    def start(self, *, port: int, host: str, mode: str | list[str],
-              options: dict[str, Any]) -> Monitor:
+    def start(
+        self, *, port: int, host: str, mode: str | list[str], options: dict[str, Any]
+    ) -> Monitor:
         from flowbook.capture.addon import FlowbookAddon
         from flowbook.capture.monitor import Monitor, private_dir
         from flowbook.capture.proxy import ProxyThread, normalise_modes
@@ -99,8 +99,9 @@ class Runtime:
         if self.monitor is not None and self.monitor.running:
             return self.monitor
         if not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an integer from 0 to 65535 (0 picks a free port), "
-                             f"got {port!r}")
+            raise ValueError(
+                f"port must be an integer from 0 to 65535 (0 picks a free port), got {port!r}"
+            )
         modes = [mode] if isinstance(mode, str) else list(mode)
         if not modes:
             raise ValueError("mode must name at least one mitmproxy mode, e.g. 'regular'")
@@ -195,8 +196,16 @@ class Runtime:
         disk = disk[~disk["id"].isin(live["id"])]
         return pd.concat([disk, live], ignore_index=True)
 
-    def query(self, filter_expr: str | None, *, sort_by: str, sort_order: str,
-              page: int | None, page_size: int, include_history: bool) -> pd.DataFrame:
+    def query(
+        self,
+        filter_expr: str | None,
+        *,
+        sort_by: str,
+        sort_order: str,
+        page: int | None,
+        page_size: int,
+        include_history: bool,
+    ) -> pd.DataFrame:
         from flowbook.store.summary import COLUMNS
 
         if sort_order not in SORT_ORDERS:
@@ -206,8 +215,9 @@ class Runtime:
 
             close = difflib.get_close_matches(sort_by, list(COLUMNS), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"cannot sort by {sort_by!r}: not a column.{hint} "
-                             f"Columns: {', '.join(COLUMNS)}")
+            raise ValueError(
+                f"cannot sort by {sort_by!r}: not a column.{hint} Columns: {', '.join(COLUMNS)}"
+            )
         if page is not None and (not isinstance(page, int) or page < 1):
             raise ValueError(f"page counts from 1, got {page!r}")
         if page_size < 1:
@@ -218,12 +228,13 @@ class Runtime:
 
             flt = parse(filter_expr)
             df = df[flt.mask(df, source=self.flow_source(include_history)).to_numpy()]
-        df = df.sort_values(sort_by, ascending=sort_order == "asc", kind="stable",
-                            na_position="last")
+        df = df.sort_values(
+            sort_by, ascending=sort_order == "asc", kind="stable", na_position="last"
+        )
         total = len(df)
         if page is not None:
             start = (page - 1) * page_size
-            df = df.iloc[start:start + page_size]
+            df = df.iloc[start : start + page_size]
         df = df.reset_index(drop=True)
         df.attrs["total"] = total
         return df
@@ -240,8 +251,14 @@ class Runtime:
             return None
         return flow
 
-    def annotate(self, flow_id: str, *, bookmarked: bool | None = None,
-                 add_tags: list[str] | None = None, comment: str | None = None) -> None:
+    def annotate(
+        self,
+        flow_id: str,
+        *,
+        bookmarked: bool | None = None,
+        add_tags: list[str] | None = None,
+        comment: str | None = None,
+    ) -> None:
         flow = self.get_flow(flow_id)
         if flow is None:
             raise KeyError(f"no flow with id {flow_id!r}")

@@ -78,8 +78,11 @@ def looks_streamed(flow: http.HTTPFlow) -> bool:
     if any(s in ct for s in _STREAM_TYPES):
         return True
     path = flow.request.path
-    if "streamGenerateContent" in path or "converse-stream" in path or \
-            "invoke-with-response-stream" in path:
+    if (
+        "streamGenerateContent" in path
+        or "converse-stream" in path
+        or "invoke-with-response-stream" in path
+    ):
         return True
     raw = flow.request.raw_content or b""
     return bool(raw) and b'"stream"' in raw and _STREAM_FLAG.search(raw) is not None
@@ -88,8 +91,12 @@ def looks_streamed(flow: http.HTTPFlow) -> bool:
 class FlowbookAddon:
     """Hooks mitmproxy calls for every flow."""
 
-    def __init__(self, recorder: FlowRecorder, interceptor: InterceptController | None = None,
-                 host: Any = None) -> None:
+    def __init__(
+        self,
+        recorder: FlowRecorder,
+        interceptor: InterceptController | None = None,
+        host: Any = None,
+    ) -> None:
         self.recorder = recorder
         self.interceptor = interceptor
         self.intercept_host = host
@@ -111,22 +118,32 @@ class FlowbookAddon:
         client_addr = f"{client[0]}:{client[1]}" if client else None
         ic = self.interceptor
         if ic is not None and ic.active():
-            llm = self.recorder.begin(flow_id, view, provider, detection, created=created,
-                                      client_address=client_addr, parse_now=True)
+            llm = self.recorder.begin(
+                flow_id,
+                view,
+                provider,
+                detection,
+                created=created,
+                client_address=client_addr,
+                parse_now=True,
+            )
             assert llm is not None
             before = flow.request.get_content(strict=False)
             before_headers = flow.request.headers.copy()
             await ic.on_request(flow, llm, self.intercept_host)
             changed = None
-            if (flow.request.get_content(strict=False) != before
-                    or flow.request.headers != before_headers):
+            if (
+                flow.request.get_content(strict=False) != before
+                or flow.request.headers != before_headers
+            ):
                 changed = request_view(flow)
             self.recorder.request_sent(flow_id, time.time(), changed)
             if flow.response is not None:  # mocked / blocked / dropped before upstream
                 self._mocked(flow, flow_id)
             return
-        self.recorder.begin(flow_id, view, provider, detection, created=created,
-                            client_address=client_addr)
+        self.recorder.begin(
+            flow_id, view, provider, detection, created=created, client_address=client_addr
+        )
         self.recorder.request_sent(flow_id, time.time())
 
     def _mocked(self, flow: http.HTTPFlow, flow_id: str) -> None:
@@ -135,8 +152,9 @@ class FlowbookAddon:
         assert resp is not None
         flow.metadata["flowbook_mocked"] = True
         now = time.time()
-        self.recorder.response_headers(flow_id, now, resp.status_code, resp.reason,
-                                       _headers(resp.headers), False)
+        self.recorder.response_headers(
+            flow_id, now, resp.status_code, resp.reason, _headers(resp.headers), False
+        )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         resp = flow.response
@@ -153,8 +171,9 @@ class FlowbookAddon:
             streamed = False  # buffer: the whole response is paused and can be edited
             flow.metadata["flowbook_client_stream"] = streamed_for_client
         t = time.time()
-        self.recorder.response_headers(flow_id, t, resp.status_code, resp.reason,
-                                       _headers(resp.headers), streamed)
+        self.recorder.response_headers(
+            flow_id, t, resp.status_code, resp.reason, _headers(resp.headers), streamed
+        )
         if streamed:
             resp.stream = StreamTee(self.recorder, flow_id)
 
@@ -169,8 +188,12 @@ class FlowbookAddon:
             resp.stream.end(resp.timestamp_end or time.time())
             return
         ic = self.interceptor
-        if (ic is not None and ic.active() and not flow.metadata.get("flowbook_mocked")
-                and ic.wants_response(flow, None)):
+        if (
+            ic is not None
+            and ic.active()
+            and not flow.metadata.get("flowbook_mocked")
+            and ic.wants_response(flow, None)
+        ):
             await ic.on_response(flow, None, self.intercept_host)
         t = resp.timestamp_end or time.time()
         self.recorder.response_end(flow_id, t, resp.raw_content)

@@ -49,8 +49,9 @@ def ca_bundle(confdir: Path) -> Path:
 class Monitor:
     """A running proxy. Create with ``fb.start()``; stop with ``fb.stop()``."""
 
-    def __init__(self, proxy: ProxyThread, modes: list[str], data_dir: Path, confdir: Path,
-                 store: Any) -> None:
+    def __init__(
+        self, proxy: ProxyThread, modes: list[str], data_dir: Path, confdir: Path, store: Any
+    ) -> None:
         self._proxy = proxy
         self.data_dir = data_dir
         self.confdir = confdir
@@ -148,7 +149,6 @@ class Monitor:
             else:
                 lines.append(f"  {m.kind:8} {m.url}")
         return "\n".join(lines)
-
 
     def stop(self) -> None:
         self._proxy.stop()

@@ -105,7 +105,12 @@ class FlowRecorder:
         self._put(("sent", flow_id, t, changed_view))
 
     def response_headers(
-        self, flow_id: str, t: float, status: int, reason: str, headers: dict[str, str],
+        self,
+        flow_id: str,
+        t: float,
+        status: int,
+        reason: str,
+        headers: dict[str, str],
         streamed: bool,
     ) -> None:
         self._put(("headers", flow_id, t, status, reason, headers, streamed))
@@ -180,10 +185,10 @@ class FlowRecorder:
         kind, flow_id = op[0], op[1]
         if kind == "begin":
             _, _, view, provider, detection, created, client_address = op
-            rec = self._build(flow_id, view, provider, detection, created, client_address)
+            built = self._build(flow_id, view, provider, detection, created, client_address)
             with self._records_lock:
-                self._records[flow_id] = rec
-            self.store.put(rec.flow)
+                self._records[flow_id] = built
+            self.store.put(built.flow)
             return
         rec = self._rec(flow_id)
         if rec is None:
@@ -213,8 +218,13 @@ class FlowRecorder:
             self.store.put(flow)
 
     def _build(
-        self, flow_id: str, view: RequestView, provider: Provider, detection: Detection,
-        created: float, client_address: str | None,
+        self,
+        flow_id: str,
+        view: RequestView,
+        provider: Provider,
+        detection: Detection,
+        created: float,
+        client_address: str | None,
     ) -> _Record:
         from flowbook.providers.clients import detect_client
 
@@ -226,8 +236,12 @@ class FlowRecorder:
             client_address=client_address,
             session=self.session_provider(),
         )
-        flow = LLMFlow(id=flow_id, flow_type=detection.api, metadata=meta,
-                       timestamps=FlowTimestamps(created=created))
+        flow = LLMFlow(
+            id=flow_id,
+            flow_type=detection.api,
+            metadata=meta,
+            timestamps=FlowTimestamps(created=created),
+        )
         rec = _Record(flow=flow, provider=provider, detection=detection, view=view)
         self._parse_request(rec, view)
         return rec
@@ -259,7 +273,12 @@ class FlowRecorder:
         self._parse_request(rec, view)
 
     def _on_headers(
-        self, rec: _Record, t: float, status: int, reason: str, headers: dict[str, str],
+        self,
+        rec: _Record,
+        t: float,
+        status: int,
+        reason: str,
+        headers: dict[str, str],
         streamed: bool,
     ) -> None:
         flow = rec.flow
@@ -325,10 +344,12 @@ class FlowRecorder:
         resp = flow.response
         if resp is None or (resp.usage and resp.usage.source == "reported"):
             return
-        chars = len(resp.text) + len(resp.thinking) + sum(len(c.arguments_raw) for c in
-                                                          resp.tool_calls)
-        resp.usage = Usage(output=chars // 4, source="estimated",
-                           details={"method": "live:chars/4"})
+        chars = (
+            len(resp.text) + len(resp.thinking) + sum(len(c.arguments_raw) for c in resp.tool_calls)
+        )
+        resp.usage = Usage(
+            output=chars // 4, source="estimated", details={"method": "live:chars/4"}
+        )
 
     def _on_end(self, rec: _Record, t: float, raw_body: bytes | None) -> None:
         flow = rec.flow
@@ -400,8 +421,11 @@ class FlowRecorder:
             self._finish(rec, FlowState.CANCELLED)
         else:
             lowered = message.lower()
-            etype = ErrorType.TIMEOUT if "timeout" in lowered or "timed out" in lowered \
+            etype = (
+                ErrorType.TIMEOUT
+                if "timeout" in lowered or "timed out" in lowered
                 else ErrorType.NETWORK
+            )
             flow.error = FlowError(etype, message)
             self._finish(rec, FlowState.ERROR)
 
@@ -409,8 +433,11 @@ class FlowRecorder:
         flow = rec.flow
         if flow.metadata.parse_errors and flow.error is None:
             flow.error = FlowError(ErrorType.PARSE, "; ".join(flow.metadata.parse_errors)[:1000])
-        if state == FlowState.COMPLETED and flow.error is not None and \
-                flow.error.type != ErrorType.PARSE:
+        if (
+            state == FlowState.COMPLETED
+            and flow.error is not None
+            and flow.error.type != ErrorType.PARSE
+        ):
             state = FlowState.ERROR
         flow.state = state
         self._usage_and_cost(flow)
@@ -436,8 +463,9 @@ class FlowRecorder:
         usage = resp.usage if resp else None
         if usage is not None:
             flow.metadata.cost_usd = _safe(
-                lambda: cost_usd(flow.metadata.provider, flow.model, usage,
-                                 timestamp=flow.timestamps.created)
+                lambda: cost_usd(
+                    flow.metadata.provider, flow.model, usage, timestamp=flow.timestamps.created
+                )
             )
 
     def _mark_parse_error(self, flow_id: Any, message: str) -> None:

@@ -58,6 +58,7 @@ import threading
 from collections import deque
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import unquote, urlsplit
 
 from flowbook.fake_upstream import server as _server
 from flowbook.fake_upstream import tls as _tls
@@ -133,7 +134,7 @@ class FakeUpstream:
         delay: float = 0.0,
         repeat: bool = False,
     ) -> None:
-        """Make the next request to ``path`` (query ignored) get exactly these bytes.
+        """Make the next request to ``path`` (query ignored, %-escapes decoded) get these bytes.
 
         Each item of ``chunks`` is sent as one HTTP chunk (chunked transfer-encoding), with
         ``delay`` seconds between chunks; ``FakeUpstream.DISCONNECT`` drops the connection
@@ -142,8 +143,11 @@ class FakeUpstream:
         """
         items = _server.chunks_of(chunks or [])  # type: ignore[arg-type]
         s = _server._Script(status, dict(headers or {}), items, delay, repeat)
+        # Requests are matched on their URL-decoded path without query, so key scripts the same
+        # way: "/model/a%3A0/converse-stream" must match the request for that exact URL.
+        key = unquote(urlsplit(path).path)
         with self._lock:
-            self._scripts.setdefault(path, deque()).append(s)
+            self._scripts.setdefault(key, deque()).append(s)
 
     def clear(self) -> None:
         """Forget recorded requests and pending scripts."""

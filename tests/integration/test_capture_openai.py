@@ -35,8 +35,12 @@ WEATHER_TOOL = {
         },
     },
 }
-RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "Weather",
-                  "parameters": WEATHER_TOOL["function"]["parameters"]}  # type: ignore[index]
+RESPONSES_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather",
+    "parameters": WEATHER_TOOL["function"]["parameters"],
+}  # type: ignore[index]
 
 
 @pytest.fixture
@@ -48,8 +52,9 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture
 def reverse(upstream: FakeUpstream, data_dir: Path) -> Iterator[openai.OpenAI]:
     mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
-    client = openai.OpenAI(base_url=mon.proxy_url + "/v1", api_key="sk-test-abcdef1234567890",
-                           max_retries=0)
+    client = openai.OpenAI(
+        base_url=mon.proxy_url + "/v1", api_key="sk-test-abcdef1234567890", max_retries=0
+    )
     yield client
     client.close()
     fb.stop()
@@ -62,8 +67,9 @@ def only_flow() -> LLMFlow:
     return fb.get_flow(df.loc[0, "id"])
 
 
-def test_start_is_idempotent_and_listens_on_loopback(data_dir: Path,
-                                                      upstream: FakeUpstream) -> None:
+def test_start_is_idempotent_and_listens_on_loopback(
+    data_dir: Path, upstream: FakeUpstream
+) -> None:
     mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
     try:
         assert fb.start(port=0, data_dir=data_dir) is mon
@@ -96,8 +102,10 @@ def test_chat_non_streamed(reverse: openai.OpenAI) -> None:
     assert flow.response is not None
     assert flow.response.text == r.choices[0].message.content
     assert r.usage is not None and flow.usage is not None
-    assert (flow.usage.input, flow.usage.output) == (r.usage.prompt_tokens,
-                                                     r.usage.completion_tokens)
+    assert (flow.usage.input, flow.usage.output) == (
+        r.usage.prompt_tokens,
+        r.usage.completion_tokens,
+    )
     assert flow.usage.source == "reported"
     assert flow.timestamps.latency_ms is not None and flow.timestamps.ttft_ms is not None
     # the key is masked at rest, with a fingerprint
@@ -139,7 +147,8 @@ def test_chat_streamed_with_tool_calls_and_usage(reverse: openai.OpenAI) -> None
 
 def test_chat_streamed_without_usage_is_estimated(reverse: openai.OpenAI) -> None:
     stream = reverse.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Tell me a story"}],
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Tell me a story"}],
         stream=True,
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
@@ -152,12 +161,14 @@ def test_chat_streamed_without_usage_is_estimated(reverse: openai.OpenAI) -> Non
 
 
 def test_responses_non_streamed_and_streamed(reverse: openai.OpenAI) -> None:
-    r = reverse.responses.create(model="gpt-4o-mini", input="Describe flowbook",
-                                 instructions="Be brief")
+    r = reverse.responses.create(
+        model="gpt-4o-mini", input="Describe flowbook", instructions="Be brief"
+    )
     text = ""
     final = None
-    with reverse.responses.stream(model="gpt-4o-mini", input="What's the weather in Paris?",
-                                  tools=[RESPONSES_TOOL]) as s:  # type: ignore[list-item]
+    with reverse.responses.stream(
+        model="gpt-4o-mini", input="What's the weather in Paris?", tools=[RESPONSES_TOOL]
+    ) as s:  # type: ignore[list-item]
         for ev in s:
             if ev.type == "response.output_text.delta":
                 text += ev.delta
@@ -183,8 +194,9 @@ def test_responses_non_streamed_and_streamed(reverse: openai.OpenAI) -> None:
 
 def test_error_status_becomes_a_flow_error(reverse: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError):
-        reverse.chat.completions.create(model="error-429",
-                                        messages=[{"role": "user", "content": "hi"}])
+        reverse.chat.completions.create(
+            model="error-429", messages=[{"role": "user", "content": "hi"}]
+        )
     flow = only_flow()
     assert flow.state == "error"
     assert flow.error is not None and flow.error.type == "rate_limit"
@@ -195,8 +207,9 @@ def test_error_status_becomes_a_flow_error(reverse: openai.OpenAI) -> None:
 
 def test_dataframe_columns_and_dtypes(reverse: openai.OpenAI) -> None:
     for i in range(3):
-        reverse.chat.completions.create(model="gpt-4o-mini",
-                                        messages=[{"role": "user", "content": f"n{i}"}])
+        reverse.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"n{i}"}]
+        )
     fb.wait_idle()
     df = fb.flows()
     from flowbook.store.summary import COLUMNS
@@ -215,8 +228,12 @@ def test_dataframe_columns_and_dtypes(reverse: openai.OpenAI) -> None:
 
 def test_forward_mode_over_tls_with_flowbooks_ca(data_dir: Path) -> None:
     with FakeUpstream(tls=True) as up:
-        mon = fb.start(port=0, mode="regular", data_dir=data_dir,
-                       ssl_verify_upstream_trusted_ca=str(up.ca_cert_path))
+        mon = fb.start(
+            port=0,
+            mode="regular",
+            data_dir=data_dir,
+            ssl_verify_upstream_trusted_ca=str(up.ca_cert_path),
+        )
         try:
             assert mon.ca_cert_path.exists()
             key = data_dir / "mitmproxy" / "mitmproxy-ca.pem"
@@ -224,15 +241,19 @@ def test_forward_mode_over_tls_with_flowbooks_ca(data_dir: Path) -> None:
             env = mon.client_env()
             assert env["HTTPS_PROXY"] == mon.proxy_url
             with mon.httpx_client() as http:
-                client = openai.OpenAI(base_url=f"{up.url}/v1", api_key="sk-x",
-                                       http_client=http, max_retries=0)
+                client = openai.OpenAI(
+                    base_url=f"{up.url}/v1", api_key="sk-x", http_client=http, max_retries=0
+                )
                 r = client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": "over TLS"}])
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "over TLS"}]
+                )
                 stream = client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": "stream TLS"}],
-                    stream=True, stream_options={"include_usage": True})
-                streamed = "".join(c.choices[0].delta.content or "" for c in stream
-                                   if c.choices)
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "stream TLS"}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
             fb.wait_idle()
             df = fb.flows(sort_order="asc")
             assert len(df) == 2
@@ -265,9 +286,12 @@ class _GatedSSE(BaseHTTPRequestHandler):
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         for i, gate in enumerate(self.gates):
-            chunk = {"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
-                     "choices": [{"index": 0, "delta": {"content": f"w{i} "},
-                                  "finish_reason": None}]}
+            chunk = {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}],
+            }
             self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
             if not gate.wait(10):
                 return
@@ -288,14 +312,22 @@ def test_stream_reaches_the_client_event_by_event(data_dir: Path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _GatedSSE)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        mon = fb.start(port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}",
-                       data_dir=data_dir)
+        mon = fb.start(
+            port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}", data_dir=data_dir
+        )
         seen = []
-        with httpx.Client(base_url=mon.proxy_url, timeout=5) as c, c.stream(
-            "POST", "/v1/chat/completions",
-            json={"model": "gpt-4o-mini", "stream": True,
-                  "messages": [{"role": "user", "content": "go"}]},
-        ) as resp:
+        with (
+            httpx.Client(base_url=mon.proxy_url, timeout=5) as c,
+            c.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    "model": "gpt-4o-mini",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "go"}],
+                },
+            ) as resp,
+        ):
             for line in resp.iter_lines():
                 if line.startswith("data: {"):
                     seen.append(json.loads(line[6:])["choices"][0]["delta"]["content"])
@@ -317,31 +349,51 @@ def test_stream_reaches_the_client_event_by_event(data_dir: Path) -> None:
 
 MALFORMED = [
     ("invalid-json", "application/json", [b'{"id": "x", "choices": [ nope'], False),
-    ("truncated-sse", "text/event-stream",
-     [b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,'
-      b'"delta":{"content":"par'], True),
+    (
+        "truncated-sse",
+        "text/event-stream",
+        [
+            b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,'
+            b'"delta":{"content":"par'
+        ],
+        True,
+    ),
     ("garbage", "text/event-stream", [b"\x00\xff\xfe garbage \x81\n\n", b"data: {{{\n\n"], True),
 ]
 
 
-@pytest.mark.parametrize(("name", "ctype", "chunks", "stream"), MALFORMED,
-                         ids=[m[0] for m in MALFORMED])
+@pytest.mark.parametrize(
+    ("name", "ctype", "chunks", "stream"), MALFORMED, ids=[m[0] for m in MALFORMED]
+)
 def test_malformed_bodies_pass_through_and_are_recorded(
-    upstream: FakeUpstream, data_dir: Path, name: str, ctype: str, chunks: list[bytes],
+    upstream: FakeUpstream,
+    data_dir: Path,
+    name: str,
+    ctype: str,
+    chunks: list[bytes],
     stream: bool,
 ) -> None:
     mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
     try:
-        upstream.script("/v1/chat/completions", status=200, headers={"content-type": ctype},
-                        chunks=chunks)
-        body = {"model": "gpt-4o-mini", "stream": stream,
-                "messages": [{"role": "user", "content": name}]}
+        upstream.script(
+            "/v1/chat/completions", status=200, headers={"content-type": ctype}, chunks=chunks
+        )
+        body = {
+            "model": "gpt-4o-mini",
+            "stream": stream,
+            "messages": [{"role": "user", "content": name}],
+        }
         with httpx.Client(base_url=mon.proxy_url, timeout=10) as c:
             r = c.post("/v1/chat/completions", json=body)
             assert r.content == b"".join(chunks), "bytes reach the client unchanged"
             # and the proxy keeps serving
-            ok = c.post("/v1/chat/completions", json={
-                "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "still up?"}]})
+            ok = c.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": "still up?"}],
+                },
+            )
             assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"]
         fb.wait_idle()
         df = fb.flows(sort_order="asc")
@@ -386,13 +438,21 @@ def _gated_server(n: int) -> tuple[ThreadingHTTPServer, list[threading.Event]]:
 def test_flow_is_streaming_with_growing_text_then_completed(data_dir: Path) -> None:
     server, gates = _gated_server(3)
     try:
-        mon = fb.start(port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}",
-                       data_dir=data_dir)
-        with httpx.Client(base_url=mon.proxy_url, timeout=10) as c, c.stream(
-            "POST", "/v1/chat/completions",
-            json={"model": "gpt-4o-mini", "stream": True,
-                  "messages": [{"role": "user", "content": "go"}]},
-        ) as resp:
+        mon = fb.start(
+            port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}", data_dir=data_dir
+        )
+        with (
+            httpx.Client(base_url=mon.proxy_url, timeout=10) as c,
+            c.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    "model": "gpt-4o-mini",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "go"}],
+                },
+            ) as resp,
+        ):
             lines = resp.iter_lines()
             seen = 0
             for line in lines:
@@ -406,8 +466,12 @@ def test_flow_is_streaming_with_growing_text_then_completed(data_dir: Path) -> N
                     if len(df) != 1:
                         return False
                     f = fb.get_flow(df.loc[0, "id"])
-                    return f.state == "streaming" and f.response is not None and \
-                        f.response.text == want
+                    return (
+                        f.state == "streaming"
+                        and f.response is not None
+                        and f.response.text == want
+                    )
+
                 assert _wait_for(live), f"flow not streaming with text {want!r}"
                 row = fb.flows().iloc[0]
                 assert row["state"] == "streaming" and row["output_tokens"] >= 0
@@ -424,18 +488,27 @@ def test_flow_is_streaming_with_growing_text_then_completed(data_dir: Path) -> N
 def test_client_going_away_cancels_the_flow(data_dir: Path) -> None:
     server, gates = _gated_server(3)
     try:
-        mon = fb.start(port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}",
-                       data_dir=data_dir)
-        with httpx.Client(base_url=mon.proxy_url, timeout=10) as c, c.stream(
-            "POST", "/v1/chat/completions",
-            json={"model": "gpt-4o-mini", "stream": True,
-                  "messages": [{"role": "user", "content": "go"}]},
-        ) as resp:
+        mon = fb.start(
+            port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}", data_dir=data_dir
+        )
+        with (
+            httpx.Client(base_url=mon.proxy_url, timeout=10) as c,
+            c.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    "model": "gpt-4o-mini",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "go"}],
+                },
+            ) as resp,
+        ):
             for line in resp.iter_lines():
                 if line.startswith("data: {"):
                     break  # leave after the first event: the client goes away
-        assert _wait_for(lambda: len(fb.flows()) == 1 and
-                         fb.flows().iloc[0]["state"] == "cancelled"), fb.flows()
+        assert _wait_for(
+            lambda: len(fb.flows()) == 1 and fb.flows().iloc[0]["state"] == "cancelled"
+        ), fb.flows()
         flow = only_flow()
         assert flow.error is not None and flow.error.type == "cancelled"
         assert flow.response is not None and flow.response.text == "w0 "
@@ -450,9 +523,10 @@ def test_upstream_dying_midstream_is_an_error_with_partial_text(
     reverse: openai.OpenAI, upstream: FakeUpstream
 ) -> None:
     got = ""
-    with pytest.raises(openai.APIError):  # noqa: PT012 - the error comes while iterating
+    with pytest.raises(openai.APIError):
         stream = reverse.chat.completions.create(
-            model="gpt-4o-mini", stream=True,
+            model="gpt-4o-mini",
+            stream=True,
             messages=[{"role": "user", "content": "one two three four five six seven"}],
             extra_headers={"x-fake-die-midstream": "1"},
         )
@@ -462,8 +536,11 @@ def test_upstream_dying_midstream_is_an_error_with_partial_text(
     assert _wait_for(lambda: fb.flows().iloc[0]["state"] == "error")
     flow = only_flow()
     assert flow.error is not None and flow.error.type in ("network", "server_error")
-    assert flow.response is not None and flow.response.text and got.startswith(
-        flow.response.text[: len(got)])
+    assert (
+        flow.response is not None
+        and flow.response.text
+        and got.startswith(flow.response.text[: len(got)])
+    )
 
 
 def test_several_modes_at_once(upstream: FakeUpstream, data_dir: Path) -> None:

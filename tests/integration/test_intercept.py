@@ -37,8 +37,7 @@ def client(upstream: FakeUpstream, data_dir: Path) -> Iterator[openai.OpenAI]:
     ctl.breakpoint = None
     ctl.rules.clear()
     mon = fb.start(port=0, mode=[f"reverse:{upstream.url}"], data_dir=data_dir)
-    c = openai.OpenAI(base_url=mon.proxy_url + "/v1", api_key="sk-test", max_retries=0,
-                      timeout=60)
+    c = openai.OpenAI(base_url=mon.proxy_url + "/v1", api_key="sk-test", max_retries=0, timeout=60)
     yield c
     c.close()
     ctl.disable()
@@ -81,8 +80,11 @@ def test_pause_edit_resume_while_other_traffic_flows(
     with pytest.raises(EditError):
         fb.intercept.resume(p.id, request_body={"model": "gpt-4o-mini", "messages": "x"})
     assert [q.id for q in fb.intercept.pending()] == [p.id]
-    edited = {**p.editable, "messages": [{"role": "user", "content": "edited question"}],
-              "temperature": 0.5}
+    edited = {
+        **p.editable,
+        "messages": [{"role": "user", "content": "edited question"}],
+        "temperature": 0.5,
+    }
     fb.intercept.resume(p.id, request_body=edited)
     reply = call.result(30)
     assert reply.choices[0].message.content
@@ -139,8 +141,14 @@ def test_response_stage_edit_reaches_the_sdk(
 def test_mock_and_modify_rules_work_without_a_pause(
     client: openai.OpenAI, upstream: FakeUpstream
 ) -> None:
-    fb.intercept.add_rule("model:gpt-4o-mini", "modify", model="gpt-4.1", temperature=0,
-                          system="You are terse.", headers={"x-flowbook-test": "1"})
+    fb.intercept.add_rule(
+        "model:gpt-4o-mini",
+        "modify",
+        model="gpt-4.1",
+        temperature=0,
+        system="You are terse.",
+        headers={"x-flowbook-test": "1"},
+    )
     mock_id = fb.intercept.add_rule("model:canned", "mock", text="mocked reply")
     assert [r.action for r in fb.intercept.rules()] == ["modify", "mock"]
     reply = chat(client)()
@@ -168,8 +176,7 @@ def test_many_paused_flows_released_in_any_order(
     calls: list[Future[Any]] = [pool.submit(chat(client)) for _ in range(n)]
     ids = [p.id for p in paused(n)]
     random.Random(3).shuffle(ids)
-    actions = [fb.intercept.resume, fb.intercept.drop,
-               lambda i: fb.intercept.mock(i, text="m")]
+    actions = [fb.intercept.resume, fb.intercept.drop, lambda i: fb.intercept.mock(i, text="m")]
     workers = [threading.Thread(target=actions[k % 3], args=(fid,)) for k, fid in enumerate(ids)]
     for w in workers:
         w.start()

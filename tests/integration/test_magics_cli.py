@@ -23,15 +23,19 @@ def test_load_ext_registers_flowmon_and_drives_the_proxy(data_dir: Path) -> None
     assert "flowmon" in ip.magics_manager.magics["line"]
     with FakeUpstream() as up:
         mon = ip.run_line_magic(
-            "flowmon", f"start --port 0 --mode reverse:{up.url} --data-dir {data_dir}")
+            "flowmon", f"start --port 0 --mode reverse:{up.url} --data-dir {data_dir}"
+        )
         try:
             assert mon is fb.monitor() and mon.port > 0
             status = ip.run_line_magic("flowmon", "status")
             assert status["running"] is True and status["data_dir"] == str(data_dir)
             import httpx
 
-            httpx.post(f"{mon.proxy_url}/v1/chat/completions", timeout=10, json={
-                "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "magic"}]})
+            httpx.post(
+                f"{mon.proxy_url}/v1/chat/completions",
+                timeout=10,
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "magic"}]},
+            )
             fb.wait_idle()
             df = ip.run_line_magic("flowmon", "flows model:gpt-4o")
             assert list(df["preview"]) == ["magic"]
@@ -53,7 +57,10 @@ def test_flowbook_demo_runs_offline_and_shows_every_provider(tmp_path: Path) -> 
     env = {**os.environ, "FLOWBOOK_DATA_DIR": str(tmp_path / "unused")}
     out = subprocess.run(
         [sys.executable, "-m", "flowbook.cli", "demo", "--data-dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     for provider in ("openai", "anthropic", "gemini", "kiro"):
@@ -62,7 +69,19 @@ def test_flowbook_demo_runs_offline_and_shows_every_provider(tmp_path: Path) -> 
     assert "reported" in out.stdout and "estimated" in out.stdout
     # and the flows it captured are on disk for a later process
     listed = subprocess.run(
-        [sys.executable, "-m", "flowbook.cli", "flows", "--data-dir", str(tmp_path / "demo"),
-         "provider:anthropic"], capture_output=True, text=True, timeout=120, env=env)
+        [
+            sys.executable,
+            "-m",
+            "flowbook.cli",
+            "flows",
+            "--data-dir",
+            str(tmp_path / "demo"),
+            "provider:anthropic",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert listed.returncode == 0, listed.stderr
     assert "2 of 2 flows" in listed.stdout

@@ -30,8 +30,14 @@ import pytest
 
 CHROMIUM = os.environ.get("FLOWBOOK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 START_TIMEOUT_S = 90
 CELL_TIMEOUT_MS = 60_000
@@ -69,18 +75,35 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = base / "root"
     root.mkdir()
     port, token = _free_port(), uuid.uuid4().hex
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-           "JUPYTER_CONFIG_DIR": str(base / "config"), "FLOWBOOK_DATA_DIR": str(base / "fbdata"),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "FLOWBOOK_DATA_DIR": str(base / "fbdata"),
+        "PYTHONUNBUFFERED": "1",
+    }
     log = base / "lab.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-             f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-             f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                "--allow-root",
+                f"--ServerApp.port={port}",
+                "--ServerApp.port_retries=0",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=root,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -111,7 +134,10 @@ def browser(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
             viewport={"width": 1400, "height": 1000},
         )
         yield context
@@ -134,8 +160,20 @@ class Notebook:
     def run_cell(self, i: int, *, wait: bool = True) -> None:
         """Select cell ``i`` and run it (Shift+Enter); wait for its execution count."""
         cell = self.cell(i)
-        cell.locator(".jp-InputArea-editor").click()
-        self.page.keyboard.press("Shift+Enter")
+        prompt = cell.locator(".jp-InputArea-prompt")
+        before = prompt.inner_text().strip()
+        for _attempt in range(5):
+            cell.locator(".jp-InputArea-editor").click()
+            self.page.keyboard.press("Shift+Enter")
+            # Right after the page loads a key press can be lost; press again only if the cell
+            # visibly did not start (its prompt is unchanged), so nothing runs twice.
+            for _ in range(50):
+                if prompt.inner_text().strip() != before:
+                    break
+                self.page.wait_for_timeout(100)
+            else:
+                continue
+            break
         if wait:
             self.wait_done(i)
 
@@ -147,7 +185,10 @@ class Notebook:
             if text.startswith("[") and text not in ("[ ]:", "[*]:", "[]:"):
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"cell {i} did not finish; console: {self.console[-10:]}")
+                raise TimeoutError(
+                    f"cell {i} did not finish (prompt {text!r}, output "
+                    f"{self.output_text(i)[-500:]!r}); console: {self.console[-10:]}"
+                )
             self.page.wait_for_timeout(100)
 
     def run_all(self) -> None:
@@ -165,11 +206,22 @@ class Notebook:
 
 def _write_notebook(path: Path, cells: list[str]) -> None:
     nb = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
-                   "outputs": [], "source": src} for i, src in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5,
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"c{i}",
+                "metadata": {},
+                "outputs": [],
+                "source": src,
+            }
+            for i, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     path.write_text(json.dumps(nb))
 
@@ -205,6 +257,7 @@ def _shutdown_kernels(lab: Lab) -> None:
     with urllib.request.urlopen(req, timeout=10) as r:
         kernels = json.loads(r.read())
     for k in kernels:
-        delete = urllib.request.Request(f"{lab.url}/api/kernels/{k['id']}", headers=headers,
-                                        method="DELETE")
+        delete = urllib.request.Request(
+            f"{lab.url}/api/kernels/{k['id']}", headers=headers, method="DELETE"
+        )
         urllib.request.urlopen(delete, timeout=10).close()
