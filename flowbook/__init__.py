@@ -13,34 +13,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "start",
-    "stop",
-    "status",
-    "monitor",
-    "flows",
-    "get_flow",
-    "export",
-    "generate_code",
-    "diff",
-    "stats",
-    "load",
-    "table",
-    "show",
-    "intercept_panel",
-    "dashboard",
-    "bookmark",
-    "tag",
-    "comment",
-    "related",
-    "session",
-    "sessions",
-    "intercept",
-    "config",
-    "charts",
-    "Monitor",
-    "store",
-    "wait_idle",
-}
+    # capture
+    "start", "stop", "status", "monitor", "wait_idle", "Monitor",
+    # flows and history
+    "flows", "get_flow", "load", "stats", "bookmark", "tag", "comment", "quick_filters",
+    "export_parquet", "flow_store", "config",
+    # interception
+    "intercept", "intercept_panel",
+}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

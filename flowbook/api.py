@@ -156,7 +156,7 @@ def wait_idle(timeout: float = 10.0) -> bool:
     return True if rt is None else rt.wait_idle(timeout)
 
 
-def store() -> Any:
+def flow_store() -> Any:
     """The in-memory FlowStore of the current data dir (advanced use: change signal, LRU)."""
     return _rt().store
 
@@ -174,6 +174,30 @@ def stats(
     return _stats(flows(filter, include_history=include_history), by=by)
 
 
+def quick_filters() -> Any:
+    """Preset and saved filters of the current data dir (``.list()``, ``.save(name, expr)``,
+    ``.delete(name)``, ``.export_json()``, ``.import_json(text)``)."""
+    from flowbook.filters.quick import QuickFilters
+
+    return QuickFilters(_rt().data_dir)
+
+
+def export_parquet(
+    path: str | Path,
+    filter: str | None = None,  # noqa: A002
+    *,
+    include_bodies: bool = False,
+) -> Path:
+    """Write the summary of every stored flow (matching ``filter``) as Parquet, partitioned by
+    day (``date=YYYY-MM-DD/``), for DuckDB, Spark or Dask. ``include_bodies`` adds request and
+    response text."""
+    from flowbook.export.parquet import export_parquet as _export
+
+    df = flows(filter, include_history=True)
+    return _export(df, Path(path), flows=get_flow if include_bodies else None,
+                   include_bodies=include_bodies)
+
+
 def intercept_panel() -> Any:
     """The approval panel widget: paused flows, countdowns, edit, resume, drop, mock."""
     from flowbook.ui.intercept_panel import InterceptPanel
@@ -186,6 +210,10 @@ def __getattr__(name: str) -> Any:
     # fb.intercept (breakpoints and rules).
     if name == "config":
         return _rt().config
+    if name == "Monitor":
+        from flowbook.capture.monitor import Monitor
+
+        return Monitor
     if name == "intercept":
         import importlib
 

@@ -24,8 +24,7 @@ from typing import Any
 import pandas as pd
 
 from flowbook.model import FlowAnnotations, LLMFlow
-from flowbook.store import index, journal, recovery, retention
-from flowbook.store.columnar import frame_from_columns
+from flowbook.store import index, journal, recovery, retention, snapshot
 from flowbook.store.records import IMPORTED_AT, Record, dumps_line, flow_from_json, record_for
 from flowbook.store.segments import SegmentWriter, read_line
 
@@ -176,8 +175,8 @@ class FileStore:
         """One typed summary row per stored flow (``summary.COLUMNS``), in storage order."""
         with self._rlock:
             self._check_open()
-            columns = index.summary_columns(self._read)
-        return frame_from_columns(columns)
+            frame = snapshot.read_summary(self._read, self.root)
+            return snapshot.apply_annotations(self._read, frame)
 
     def ids_matching_text(self, scope: str, text: str) -> set[str]:
         """Ids whose request/response text contains ``text``, case-insensitively.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,20 +61,6 @@ _INSERT_FLOW = (
     + ")"
 )
 
-# summary_frame's query: annotations set later override what the flow carried when written.
-_SELECT_SUMMARY = (
-    "SELECT "
-    + ", ".join(
-        "COALESCE(a.bookmarked, f.bookmarked)"
-        if c == "bookmarked"
-        else "COALESCE(a.tags, f.tags)"
-        if c == "tags"
-        else f"f.{_q(c)}"
-        for c in SUMMARY_COLUMNS
-    )
-    + " FROM flows f LEFT JOIN annotations a ON a.id = f.id ORDER BY f.fid"
-)
-
 
 class IndexCorrupt(Exception):
     """The index file is unreadable or from another schema; it must be rebuilt."""
@@ -91,6 +78,8 @@ def connect(path: Path) -> sqlite3.Connection:
         row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
+            # Identifies this index (a rebuilt one gets a new id): see snapshot.py.
+            conn.execute("INSERT INTO meta VALUES('index_id', ?)", (uuid.uuid4().hex,))
         elif row[0] != SCHEMA_VERSION:
             conn.close()
             raise IndexCorrupt(f"index schema {row[0]!r}, expected {SCHEMA_VERSION!r}")
@@ -133,6 +122,7 @@ def insert_flows(conn: sqlite3.Connection, items: Sequence[tuple[list, str, str]
             added.append(params[0])
             continue
         fid = conn.execute(_UPDATE_FLOW, [*params[1:], params[0]]).fetchone()[0]
+        bump_generation(conn)
         conn.execute(
             "UPDATE fts SET request=?, response=? WHERE rowid=?", (req_text, resp_text, fid)
         )
@@ -161,6 +151,8 @@ def mark_indexed(conn: sqlite3.Connection, seg: int, indexed: int, scanned: int)
 def delete_flows(conn: sqlite3.Connection, fids: Iterable[int]) -> None:
     """Remove flows and their FTS rows (annotations go with the journal compaction)."""
     fids = list(fids)
+    if fids:
+        bump_generation(conn)
     for i in range(0, len(fids), 500):
         chunk = fids[i : i + 500]
         marks = ",".join("?" * len(chunk))
@@ -196,14 +188,6 @@ def fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def summary_columns(conn: sqlite3.Connection) -> dict[str, list[Any]]:
-    """Every summary column as a Python list, in insertion order."""
-    rows = conn.execute(_SELECT_SUMMARY).fetchall()
-    if not rows:
-        return {c: [] for c in SUMMARY_COLUMNS}
-    return dict(zip(SUMMARY_COLUMNS, (list(col) for col in zip(*rows, strict=True)), strict=True))
-
-
 def meta_get(conn: sqlite3.Connection, key: str, default: str = "") -> str:
     row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
     return str(row[0]) if row else default
@@ -214,3 +198,29 @@ def meta_set(conn: sqlite3.Connection, key: str, value: Any) -> None:
         "INSERT INTO meta VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
         (key, json.dumps(value) if not isinstance(value, str) else value),
     )
+
+
+def bump_generation(conn: sqlite3.Connection) -> None:
+    """Mark that stored rows changed or went (invalidates summary snapshots)."""
+    conn.execute(
+        "INSERT INTO meta VALUES('generation', '1') ON CONFLICT(key) DO UPDATE SET "
+        "value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+    )
+
+
+_SELECT_RAW = (
+    "SELECT fid, "
+    + ", ".join(f"{_q(c)}" for c in SUMMARY_COLUMNS)
+    + " FROM flows WHERE fid > ? ORDER BY fid"
+)
+
+
+def raw_summary_columns(
+    conn: sqlite3.Connection, after_fid: int = 0
+) -> tuple[list[int], dict[str, list[Any]]]:
+    """(fids, one list per summary column) of the rows after ``after_fid``, as written."""
+    rows = conn.execute(_SELECT_RAW, (after_fid,)).fetchall()
+    if not rows:
+        return [], {c: [] for c in SUMMARY_COLUMNS}
+    cols = list(zip(*rows, strict=True))
+    return list(cols[0]), dict(zip(SUMMARY_COLUMNS, map(list, cols[1:]), strict=True))

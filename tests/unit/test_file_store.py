@@ -298,3 +298,33 @@ def test_closed_store_raises(tmp_path: Path) -> None:
     s.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         s.append(make_flow(1))
+
+
+def test_summary_snapshot_is_used_and_never_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowbook.store import snapshot
+
+    monkeypatch.setattr(snapshot, "REFRESH_ROWS", 3)
+    now = time.time()
+    flows = [make_flow(i, created=now - i * DAY) for i in range(6)]
+    with FileStore(tmp_path) as s:
+        s.append_many(flows[:4])
+        s.summary_frame()
+        snap = tmp_path / "flows" / snapshot.SNAPSHOT
+        assert snap.exists()
+        s.append_many(flows[4:])  # the tail comes from the index
+        s.set_annotations("flow-00001", FlowAnnotations(bookmarked=True, tags=["a"]))
+        expected = frame_from_rows([summary_row(f) for f in flows])
+        expected.loc[1, "bookmarked"] = True
+        expected.loc[1, "tags"] = "a"
+        pd.testing.assert_frame_equal(s.summary_frame(), expected)
+        s.append(make_flow(0, created=now, user="changed"))  # stored again: snapshot invalid
+        assert s.summary_frame().set_index("id").loc["flow-00000", "preview"] == "changed"
+        assert s.apply_retention(3.5, now=now) == 2  # 4 and 5 days old
+        assert sorted(s.summary_frame()["id"]) == [f"flow-{i:05d}" for i in range(4)]
+        index_path = s.index_path
+    index_path.unlink()  # a rebuilt index must not trust the old snapshot
+    with FileStore(tmp_path) as s:
+        assert sorted(s.summary_frame()["id"]) == [f"flow-{i:05d}" for i in range(4)]
+        assert s.summary_frame().set_index("id").loc["flow-00000", "preview"] == "changed"

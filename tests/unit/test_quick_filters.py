@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flowbook.filters import FilterError, MemoryFlowSource, parse
-from flowbook.quick_filters import PRESETS, QuickFilters
+from flowbook.filters.quick import PRESETS, QuickFilters
 from flowbook.store.summary import frame_from_rows, summary_row
 from tests.unit.test_filters import FLOWS
 
