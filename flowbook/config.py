@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,3 +368,49 @@ class ConfigManager:
             lines.append(f"  {name:<{width}} = {value:<12} [{self._sources[name]}]  {s.help}")
         lines += [f"  ! {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+# ``fb.config`` is the live ConfigManager, but once this module is imported Python also binds
+# ``flowbook.config`` to it, shadowing the package's lazy attribute. So the module itself forwards
+# settings and manager methods to the live manager: ``fb.config.retention_days = 3`` and
+# ``fb.config.set(...)`` behave the same whichever object ``fb.config`` turns out to be.
+_live_factory: Callable[[], ConfigManager] | None = None
+
+
+def set_live_manager(factory: Callable[[], ConfigManager]) -> None:
+    """Tell the module which ConfigManager is ``fb.config`` (the runtime's, usually)."""
+    global _live_factory
+    _live_factory = factory
+
+
+def _live() -> ConfigManager:
+    if _live_factory is not None:
+        return _live_factory()
+    import flowbook.api as api  # the runtime of the current data dir
+
+    return api._rt().config  # type: ignore[attr-defined,no-any-return]
+
+
+class _ConfigModule(types.ModuleType):
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(_live(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or name in self.__dict__:
+            super().__setattr__(name, value)
+        else:
+            _live().set(name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *SETTINGS})
+
+    def __repr__(self) -> str:
+        try:
+            return repr(_live())
+        except Exception:
+            return super().__repr__()
+
+
+sys.modules[__name__].__class__ = _ConfigModule

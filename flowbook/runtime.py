@@ -136,11 +136,9 @@ class Runtime:
         return self.interceptor
 
     def _intercept_host(self) -> Any:
-        try:
-            from flowbook.intercept_host import RecorderInterceptHost
-        except ImportError:
-            return None
-        return RecorderInterceptHost(self)
+        from flowbook.capture.intercept_host import RecorderInterceptHost
+
+        return RecorderInterceptHost(self.recorder)
 
     def stop(self) -> None:
         if self.proxy is not None:

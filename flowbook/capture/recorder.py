@@ -58,6 +58,7 @@ class _Record:
     streamed: bool = False
     last_touch: float = 0.0
     decode_failed: bool = False
+    forced: tuple[FlowState, FlowError] | None = None
 
 
 class FlowRecorder:
@@ -126,6 +127,11 @@ class FlowRecorder:
 
     def set_state(self, flow_id: str, state: FlowState) -> None:
         self._put(("state", flow_id, state))
+
+    def force_outcome(self, flow_id: str, state: FlowState, error: FlowError) -> None:
+        """End the flow in ``state`` with ``error`` whatever its response says (a dropped flow
+        is Cancelled even though the client gets an error response)."""
+        self._put(("force", flow_id, state, error))
 
     def call(self, flow_id: str, fn: Callable[[LLMFlow], None]) -> None:
         """Run ``fn(flow)`` on the recorder thread (ordered with the flow's other updates)."""
@@ -210,6 +216,8 @@ class FlowRecorder:
             self._on_end(rec, op[2], op[3])
         elif kind == "error":
             self._on_error(rec, op[2], op[3], op[4])
+        elif kind == "force":
+            rec.forced = (op[2], op[3])
         elif kind == "state":
             flow.state = op[2]
             self.store.touch(flow)
@@ -439,6 +447,8 @@ class FlowRecorder:
             and flow.error.type != ErrorType.PARSE
         ):
             state = FlowState.ERROR
+        if rec.forced is not None:
+            state, flow.error = rec.forced
         flow.state = state
         self._usage_and_cost(flow)
         if self.redact:

@@ -139,3 +139,21 @@ def test_unknown_key_suggests_close_match_and_lists_valid_keys(tmp_path: Path) -
     with pytest.raises(ConfigError):  # update is all-or-nothing
         m.update(retention_days=2, nonsense=1)
     assert m.retention_days == 7.0
+
+
+def test_module_forwards_to_the_live_manager(tmp_path: Path) -> None:
+    # `flowbook.config` (the module) shadows the package's lazy `fb.config` once imported.
+    import flowbook.config as module
+
+    m = ConfigManager(tmp_path, env={})
+    module.set_live_manager(lambda: m)
+    try:
+        module.retention_days = 2  # type: ignore[attr-defined]
+        assert m.retention_days == 2.0
+        module.set("auto_cleanup", False)  # type: ignore[attr-defined]
+        assert m.auto_cleanup is False and module.auto_cleanup is False  # type: ignore[attr-defined]
+        with pytest.raises(ConfigError, match="Did you mean 'retention_days'"):
+            module.retention_dayz = 1  # type: ignore[attr-defined]
+        assert "retention_days" in repr(module)
+    finally:
+        module._live_factory = None
