@@ -31,6 +31,9 @@ from flowbook.model import (
     Usage,
 )
 
+# Bump when the generated traffic changes: cached corpora under /tmp are keyed by it.
+GENERATOR_VERSION = 1
+
 # (provider, api, host, path template, models, share of traffic)
 ROUTES = [
     ("openai", "chat", "api.openai.com", "/v1/chat/completions", ["gpt-4o", "gpt-4o-mini"], 30),
