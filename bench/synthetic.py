@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from mitmproxy import connection, http
 
-from flowbook.providers.base import error_type_for_status as error_type_for
 from flowbook.model import (
     FlowError,
     FlowMetadata,
@@ -30,6 +29,7 @@ from flowbook.model import (
     StreamEvent,
     Usage,
 )
+from flowbook.providers.base import error_type_for_status as error_type_for
 
 # Bump when the generated traffic changes: cached corpora under /tmp are keyed by it.
 GENERATOR_VERSION = 1
@@ -107,9 +107,22 @@ def specs(n: int, seed: int = 1) -> Iterator[Spec]:
         latency = ttft + len(answer) / rng.uniform(150, 600)  # chars/s after the first token
         t += rng.expovariate(5.0)
         yield Spec(
-            i, prov, api, host, tmpl.format(model=model), model, api != "embeddings" and
-            rng.random() < 0.6, status, t, ttft, latency, rng.choice(SYSTEM_PROMPTS), user,
-            answer if status == 200 else "", len(user) // 4 + 150, len(answer) // 4,
+            i,
+            prov,
+            api,
+            host,
+            tmpl.format(model=model),
+            model,
+            api != "embeddings" and rng.random() < 0.6,
+            status,
+            t,
+            ttft,
+            latency,
+            rng.choice(SYSTEM_PROMPTS),
+            user,
+            answer if status == 200 else "",
+            len(user) // 4 + 150,
+            len(answer) // 4,
         )
 
 
@@ -229,18 +242,22 @@ def connections(s: Spec) -> tuple[connection.Client, connection.Server]:
     return client, server
 
 
+def _headers(h: dict[str, str]) -> http.Headers:
+    return http.Headers([(k.encode(), v.encode()) for k, v in h.items()])
+
+
 def mitm_flow(s: Spec, conns: tuple[connection.Client, connection.Server]) -> http.HTTPFlow:
     """The ``HTTPFlow`` mitmproxy (mitmweb's view) keeps for the same exchange."""
     host, _, port = s.host.partition(":")
     flow = http.HTTPFlow(*conns)
     flow.request = http.Request(
         host, int(port or 443), b"POST", b"https", b"", s.path.encode(), b"HTTP/1.1",
-        http.Headers(**{k.replace("-", "_"): v for k, v in req_headers(s).items()}),
-        request_body(s), None, s.t0, s.t0 + 0.001,
+        _headers(req_headers(s)),
+        request_body(s), None, s.t0 + 0.001, s.t0 + 0.001,
     )  # fmt: skip
     flow.response = http.Response(
         b"HTTP/1.1", s.status, b"OK" if s.status == 200 else b"Error",
-        http.Headers(**{k.replace("-", "_"): v for k, v in resp_headers(s).items()}),
+        _headers(resp_headers(s)),
         response_body(s), None, s.t0 + s.ttft_s, s.t0 + s.latency_s,
     )  # fmt: skip
     return flow

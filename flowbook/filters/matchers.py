@@ -68,6 +68,9 @@ class TextMatcher:
         if self.mode == "regex":
             return "/" + self.pattern.replace("/", "\\/") + "/"
         prefix = {"exact": "=", "not_exact": "!="}.get(self.mode, "")
+        if self.mode == "substring" and "*" in self.pattern:
+            # Unquoted, a ``*`` would read back as a glob; quoted it stays a literal star.
+            return '"' + self.pattern.replace("\\", "\\\\").replace('"', '\\"') + '"'
         return prefix + quote(self.pattern)
 
 

@@ -60,7 +60,8 @@ class AnthropicProvider(Provider):
         if req.host.lower() in _HOSTS:
             return Detection(self.name, api or "other", HOST)
         if api is not None and (
-            req.header("anthropic-version") or (path.endswith("/v1/messages") and _shape(req))
+            req.header("anthropic-version")
+            or (path.endswith("/v1/messages") and _shape(req, on_messages_path=True))
         ):
             return Detection(self.name, api, PATH)
         if _shape(req):
@@ -138,11 +139,17 @@ def _api_for_path(path: str) -> str | None:
     return None
 
 
-def _shape(req: RequestView) -> bool:
-    """Body-shape fallback: ``messages`` + ``max_tokens`` + ``system`` or ``anthropic_version``."""
+def _shape(req: RequestView, *, on_messages_path: bool = False) -> bool:
+    """Body-shape fallback: ``messages`` + ``max_tokens`` + ``system`` or ``anthropic_version``.
+
+    On a ``…/v1/messages`` path, ``messages`` + ``max_tokens`` (required by Anthropic, unused
+    by OpenAI-style bodies) is enough: a plain call without a system prompt is still a call.
+    """
     body = req.json()
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return False
+    if on_messages_path:
+        return "max_tokens" in body
     return "max_tokens" in body and ("system" in body or "anthropic_version" in body)
 
 

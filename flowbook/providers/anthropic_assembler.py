@@ -18,7 +18,12 @@ from flowbook.model import (
     ToolCall,
     Usage,
 )
-from flowbook.providers.base import Assembler, error_type_for_status, parse_arguments
+from flowbook.providers.base import (
+    Assembler,
+    error_type_for_status,
+    parse_arguments,
+    truncated_error,
+)
 
 # Anthropic ``error.type`` → flowbook's vocabulary (docs/wire-formats.md §3.6).
 _ERROR_TYPES: dict[str, ErrorType] = {
@@ -93,6 +98,10 @@ class AnthropicAssembler(Assembler):
         self._usage: dict[str, Any] = {}
         # content block index → {"call": ToolCall | None, "json": [fragments], "input": …}
         self._blocks: dict[int, dict[str, Any]] = {}
+        # A stream opens with message_start and closes with message_stop; one without the other
+        # was cut short (the connection closed cleanly, so nothing else says so).
+        self._started = False
+        self._stopped = False
 
     def feed(self, event: StreamEvent) -> bool:
         """Fold one event; True when it carried text, thinking or tool-call input."""
@@ -128,11 +137,13 @@ class AnthropicAssembler(Assembler):
             self._parse_error(f"malformed message body: {exc!r}", body)
 
     def finish(self) -> None:
-        """Close tool calls a cut-off stream left open; publish usage."""
+        """Close tool calls a cut-off stream left open; publish usage; flag a truncated stream."""
         for i in list(self._blocks):
             self._block_stop(i)
         if self._usage:
             self.response.usage = anthropic_usage(self._usage)
+        if self._started and not self._stopped and self.error is None:
+            self.error = truncated_error("message_stop")
 
     # -- events ---------------------------------------------------------------------------
 
@@ -145,11 +156,13 @@ class AnthropicAssembler(Assembler):
         if kind == "content_block_stop":
             self._block_stop(int(d["index"]))
         elif kind == "message_start":
+            self._started = True
             self._message(d.get("message") or {})
         elif kind == "message_delta":
             self._stop(d.get("delta") or {})
             self._merge_usage(d.get("usage"))
         elif kind == "message_stop":
+            self._stopped = True
             metrics = d.get("amazon-bedrock-invocationMetrics")
             if metrics is not None:  # Bedrock appends its own counts to the last event
                 self.response.extra["bedrock_invocation_metrics"] = metrics

@@ -183,6 +183,19 @@ def generic_error(status: int | None, body: Any, message: str | None = None) -> 
     )
 
 
+def truncated_error(expected: str) -> FlowError:
+    """A stream that ended cleanly but before its provider's end marker (``expected``).
+
+    The connection closed without an error, so only the missing marker shows that the answer
+    is incomplete; it is reported like a dropped connection (retryable).
+    """
+    return FlowError(
+        type=ErrorType.NETWORK,
+        message=f"stream ended before {expected}: the response is incomplete",
+        code="truncated_stream",
+    )
+
+
 def loads_or_raw(data: bytes | str) -> Any:
     """JSON when it parses, otherwise the input unchanged."""
     try:

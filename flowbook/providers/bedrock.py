@@ -43,6 +43,7 @@ from flowbook.providers.base import (
     RequestView,
     framing_for_content_type,
     parse_arguments,
+    truncated_error,
 )
 from flowbook.providers.kiro import aws_error, image_part, tool_result_part
 from flowbook.providers.registry import register
@@ -243,8 +244,11 @@ class ConverseAssembler(Assembler):
         super().__init__(request, response)
         self._calls: dict[int, ToolCall] = {}
         self._stopped: set[int] = set()
+        self._streamed = False
+        self._message_stopped = False  # a ConverseStream without messageStop was cut short
 
     def feed(self, event: StreamEvent) -> bool:
+        self._streamed = True
         if _is_exception(event):
             self.error = _exception_error(event)
             return False
@@ -261,6 +265,7 @@ class ConverseAssembler(Assembler):
             self._stopped.add(idx)
             self._calls[idx].arguments = parse_arguments(self._calls[idx].arguments_raw)
         elif event.event == "messageStop":
+            self._message_stopped = True
             self.response.stop_reason = d.get("stopReason")
             if d.get("additionalModelResponseFields"):
                 self.response.extra["additional_fields"] = d["additionalModelResponseFields"]
@@ -335,6 +340,8 @@ class ConverseAssembler(Assembler):
         for idx, call in self._calls.items():
             if idx not in self._stopped:  # the stream ended inside the block
                 call.arguments = parse_arguments(call.arguments_raw)
+        if self._streamed and not self._message_stopped and self.error is None:
+            self.error = truncated_error("messageStop")
 
 
 class InvokeAssembler(Assembler):

@@ -20,7 +20,7 @@ from flowbook.model import (
     ToolCall,
     Usage,
 )
-from flowbook.providers.base import Assembler, error_type_for_status
+from flowbook.providers.base import Assembler, error_type_for_status, truncated_error
 
 # google.rpc status → flowbook's vocabulary.
 _STATUS_TYPES: dict[str, ErrorType] = {
@@ -108,10 +108,12 @@ class GeminiAssembler(Assembler):
     def __init__(self, request: LLMRequest, response: LLMResponse) -> None:
         super().__init__(request, response)
         self._usage: dict[str, Any] | None = None
+        self._streamed = False  # the last streamed chunk carries a finishReason; none: cut
 
     def feed(self, event: StreamEvent) -> bool:
         """Fold one chunk; True when it carried text, thought text or a function call."""
         data = event.data
+        self._streamed = True
         if isinstance(data, dict):
             return self._chunk(data)
         if isinstance(data, list):  # a whole array delivered as one event
@@ -133,9 +135,12 @@ class GeminiAssembler(Assembler):
             self._unparsed(text)
 
     def finish(self) -> None:
-        """Publish usage from the last ``usageMetadata`` (cumulative: never summed)."""
+        """Publish usage from the last ``usageMetadata`` (cumulative: never summed); flag a
+        stream that ended without any ``finishReason``."""
         if self._usage is not None:
             self.response.usage = gemini_usage(self._usage)
+        if self._streamed and self.response.stop_reason is None and self.error is None:
+            self.error = truncated_error("a finishReason")
 
     def _chunk(self, d: dict[str, Any]) -> bool:
         if isinstance(d.get("response"), dict) and "candidates" not in d:

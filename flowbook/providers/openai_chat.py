@@ -20,7 +20,7 @@ from flowbook.model import (
     StreamEvent,
     ToolCall,
 )
-from flowbook.providers.base import Assembler, parse_arguments
+from flowbook.providers.base import Assembler, parse_arguments, truncated_error
 from flowbook.providers.openai_common import as_dict, chat_usage, content_parts, openai_error
 
 SYSTEM_ROLES = ("system", "developer")
@@ -80,6 +80,10 @@ class ChatAssembler(Assembler):
     def __init__(self, request: LLMRequest, response: LLMResponse) -> None:
         super().__init__(request, response)
         self._calls: dict[int, ToolCall] = {}  # keyed on delta index, not id (§1.4)
+        # Truncation check: a stream that ends with neither [DONE] nor a finish_reason was cut.
+        self._chunks = 0
+        self._done = False
+        self._whole = False
 
     def _meta(self, data: dict[str, Any]) -> None:
         if not self.response.model and isinstance(data.get("model"), str):
@@ -109,11 +113,14 @@ class ChatAssembler(Assembler):
     def feed(self, event: StreamEvent) -> bool:
         data = event.data
         if isinstance(data, str):
-            if data.strip() not in ("", "[DONE]"):
+            if data.strip() == "[DONE]":
+                self._done = True
+            elif data.strip():
                 self._parse_problem(f"stream data is not JSON: {data[:200]!r}")
             return False
         if not isinstance(data, dict):
             return False
+        self._chunks += 1
         self._meta(data)
         carried = False
         for choice in data.get("choices") or []:
@@ -159,11 +166,15 @@ class ChatAssembler(Assembler):
         if not isinstance(body, dict):
             self._parse_problem("response body is not a JSON object")
             return
+        self._whole = True
         self.feed(StreamEvent(t=0.0, event=None, data=body))
 
     def finish(self) -> None:
         for call in self.response.tool_calls:
             call.arguments = parse_arguments(call.arguments_raw)
+        cut = self._chunks and not self._whole and not self._done
+        if cut and self.response.stop_reason is None and self.error is None:
+            self.error = truncated_error("[DONE] or a finish_reason")
 
     def _parse_problem(self, message: str) -> None:
         # A provider's own error is more useful than our complaint about a malformed line.

@@ -19,11 +19,12 @@ from flowbook.model import (
     StreamEvent,
     ToolCall,
 )
-from flowbook.providers.base import Assembler, parse_arguments
+from flowbook.providers.base import Assembler, parse_arguments, truncated_error
 from flowbook.providers.openai_common import as_dict, content_parts, openai_error, responses_usage
 
 _CALL_ITEMS = ("function_call", "custom_tool_call")
 _ARG_DELTAS = ("response.function_call_arguments.delta", "response.custom_tool_call_input.delta")
+_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 _ARG_DONES = ("response.function_call_arguments.done", "response.custom_tool_call_input.done")
 
 
@@ -80,6 +81,9 @@ class ResponsesAssembler(Assembler):
         super().__init__(request, response)
         self._calls: dict[str, ToolCall] = {}  # keyed on item id (fallback: output_index)
         self._summary_parts = 0
+        # A stream ends with response.completed / incomplete / failed; without one it was cut.
+        self._streamed = False
+        self._ended = False
 
     def _call(self, key: str, item: dict[str, Any] | None = None) -> ToolCall:
         call = self._calls.get(key)
@@ -107,6 +111,8 @@ class ResponsesAssembler(Assembler):
                 self._parse_problem(f"stream data is not JSON: {data[:200]!r}")
             return False
         kind = str(data.get("type") or event.event or "")
+        self._streamed = True
+        self._ended = self._ended or kind in _TERMINAL or kind == "error"
         r = self.response
         delta = data.get("delta")
         if kind == "response.output_text.delta" and isinstance(delta, str):
@@ -211,6 +217,8 @@ class ResponsesAssembler(Assembler):
     def finish(self) -> None:
         for call in self.response.tool_calls:
             call.arguments = parse_arguments(call.arguments_raw)
+        if self._streamed and not self._ended and self.error is None:
+            self.error = truncated_error("response.completed")
 
     def _parse_problem(self, message: str) -> None:
         if self.error is None:

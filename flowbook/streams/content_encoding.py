@@ -26,6 +26,7 @@ class ContentDecoder:
         names = [e.strip().lower() for e in (content_encoding or "").split(",") if e.strip()]
         self.encodings = [n for n in names if n != "identity"]
         self._chain: list[_Decomp] = [self._make(n) for n in reversed(self.encodings)]
+        self._fed = False
 
     @staticmethod
     def _make(name: str) -> _Decomp:
@@ -34,9 +35,7 @@ class ContentDecoder:
         if name == "deflate":
             return _Deflate()
         if name == "br":
-            import brotli
-
-            return brotli.Decompressor()  # type: ignore[no-any-return]
+            return _Brotli()
         if name == "zstd":
             try:
                 from compression import zstd  # type: ignore[import-not-found]  # 3.14+
@@ -47,6 +46,7 @@ class ContentDecoder:
         raise ContentDecodeError(f"unsupported content-encoding {name!r}")
 
     def feed(self, data: bytes) -> bytes:
+        self._fed = self._fed or bool(data)
         try:
             for d in self._chain:
                 data = d.decompress(data) if data else b""
@@ -55,6 +55,46 @@ class ContentDecoder:
                 f"cannot decode body as {'+'.join(self.encodings)}: {exc}"
             ) from exc
         return data
+
+    def close(self) -> None:
+        """The body has ended: raise ContentDecodeError if a compressed stream was cut short.
+
+        ``feed`` cannot tell a truncated gzip/br/zstd stream from one still arriving; only the
+        end of the body can. An empty body (a HEAD answer, a 204) is not an error.
+        """
+        if not self._fed:
+            return
+        for name, d in zip(reversed(self.encodings), self._chain, strict=True):
+            if not _finished(d):
+                raise ContentDecodeError(f"body ended inside the {name} stream (truncated)")
+
+
+def _finished(d: object) -> bool:
+    """Whether a decompressor saw the end of its stream (True when it cannot say)."""
+    if isinstance(d, _Deflate):
+        return d._d is not None and d._d.eof
+    if isinstance(d, _Brotli):
+        return d.finished()
+    return bool(getattr(d, "eof", True))
+
+
+class _Brotli:
+    """``brotli`` (Google's binding: ``process``) or ``brotlicffi`` (``decompress``)."""
+
+    def __init__(self) -> None:
+        try:
+            import brotli
+        except ImportError:
+            import brotlicffi as brotli  # type: ignore[no-redef]
+        self._d = brotli.Decompressor()
+
+    def decompress(self, data: bytes) -> bytes:
+        fn = getattr(self._d, "process", None) or self._d.decompress
+        return fn(data)  # type: ignore[no-any-return]
+
+    def finished(self) -> bool:
+        done = getattr(self._d, "is_finished", None)
+        return bool(done()) if done is not None else True
 
 
 class _Deflate:

@@ -185,6 +185,8 @@ class Notebook:
             if text.startswith("[") and text not in ("[ ]:", "[*]:", "[]:"):
                 return
             if time.monotonic() > deadline:
+                shot = Path(os.environ.get("FLOWBOOK_UI_SHOTS", "/tmp")) / f"cell{i}-timeout.png"
+                self.page.screenshot(path=str(shot))
                 raise TimeoutError(
                     f"cell {i} did not finish (prompt {text!r}, output "
                     f"{self.output_text(i)[-500:]!r}); console: {self.console[-10:]}"
@@ -229,16 +231,25 @@ def _write_notebook(path: Path, cells: list[str]) -> None:
 @pytest.fixture
 def notebook(lab: Lab, browser: Any) -> Iterator[Callable[[list[str]], Notebook]]:
     """Open a new notebook holding ``cells`` (kernel started and idle); closed after the test."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     pages: list[Any] = []
 
     def open_notebook(cells: list[str]) -> Notebook:
         name = f"t_{uuid.uuid4().hex[:8]}.ipynb"
         _write_notebook(lab.root / name, cells)
+        _start_session(lab, name)  # a running kernel: Lab then never asks which one to use
         page = browser.new_page()
         pages.append(page)
         nb = Notebook(page, len(cells))
         page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}", timeout=CELL_TIMEOUT_MS)
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=CELL_TIMEOUT_MS)
+        dialog = page.locator(".jp-Dialog button.jp-mod-accept")
+        try:  # should the kernel picker still appear, accept the default (Python 3)
+            dialog.wait_for(timeout=3000)
+            dialog.click()
+        except PlaywrightTimeout:
+            pass
         # The kernel indicator reads "Idle" once the kernel is up.
         page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
             timeout=CELL_TIMEOUT_MS
@@ -249,6 +260,17 @@ def notebook(lab: Lab, browser: Any) -> Iterator[Callable[[list[str]], Notebook]
     for page in pages:
         page.close()
     _shutdown_kernels(lab)  # the next test starts with no kernel left running
+
+
+def _start_session(lab: Lab, name: str) -> None:
+    body = {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}}
+    req = urllib.request.Request(
+        f"{lab.url}/api/sessions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(req, timeout=60).close()
 
 
 def _shutdown_kernels(lab: Lab) -> None:

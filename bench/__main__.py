@@ -1,0 +1,207 @@
+"""Run every benchmark (DESIGN §10) and write ``bench/results/latest.json`` and ``RESULTS.md``.
+
+    python -m bench                 # P1/P2, P4 (+ FTS), P5 at full size (~15 min once cached)
+    python -m bench --quick         # smaller N everywhere (a few minutes)
+    python -m bench --skip-proxy    # storage and memory only
+
+The 1M-flow corpus for P4/FTS is cached under /tmp (see ``bench.storage_filters``); the first
+full run builds it (~20 min on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+Row = tuple[str, str, str, str]
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next(
+        int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in x
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(mem_kb / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "mitmproxy": version("mitmproxy"),
+        "pandas": version("pandas"),
+        "pyarrow": version("pyarrow"),
+        "sqlite": sqlite3.sqlite_version,
+        "load_avg_at_start": os.getloadavg(),
+    }
+
+
+def proxy_rows(r: dict[str, Any]) -> list[Row]:
+    added = r["P1_added_ms"]
+    p2_ms = r["flowbook"]["sse_ttft_p50_ms"]
+    return [
+        ("P1 added latency p50: flowbook / bare mitmproxy",
+         f"{added['p50']['flowbook']:.2f} / {added['p50']['bare']:.2f} ms = "
+         f"{r['P1_ratio_p50']:.2f}x", "≤ 1.10x", "yes" if r["P1_ratio_p50"] <= 1.10 else "NO"),
+        ("P1 added latency p99: flowbook / bare mitmproxy",
+         f"{added['p99']['flowbook']:.2f} / {added['p99']['bare']:.2f} ms = "
+         f"{r['P1_ratio_p99']:.2f}x", "≤ 1.25x", "yes" if r["P1_ratio_p99"] <= 1.25 else "NO"),
+        ("P2 SSE TTFT p50 flowbook vs direct", f"{p2_ms:.1f} ms ({r['P2_ttft_ratio']:.3f}x)",
+         f"≤ {r['P2_target_ms']:.1f} ms (1.05x + 1 ms)",
+         "yes" if p2_ms <= r["P2_target_ms"] else "NO"),
+        ("P2 SSE body captured byte-identical", str(r["P2_body_identical"]), "True",
+         "yes" if r["P2_body_identical"] else "NO"),
+    ]  # fmt: skip
+
+
+def table(rows: list[Row]) -> str:
+    head = ("measure", "value", "target", "pass")
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
+    m = res["machine"]
+    st, mem = res.get("storage"), res.get("memory")
+    out = [
+        "# flowbook benchmark results",
+        "",
+        f"Run {res['date']} with `{res['command']}` ({res['elapsed_s'] / 60:.1f} min).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']}; Python "
+        f"{m['python']}, mitmproxy {m['mitmproxy']}, pandas {m['pandas']}, pyarrow "
+        f"{m['pyarrow']}, SQLite {m['sqlite']}. Load average at start: "
+        f"{', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}.",
+        "",
+        table(rows),
+        "",
+        "## How each number was measured",
+        "",
+    ]
+    if "proxy" in res:
+        out.append("- P1/P2: `bench/proxy_latency.py` (interleaved rounds over loopback).")
+    elif res.get("proxy_skipped"):
+        out.append("- P1/P2: skipped in this run (`--skip-proxy`).")
+    if st:
+        fb, mt = st["p4_flowbook"], st["p4_mitmproxy"]
+        out += [
+            f"- P4: `parse({fb['expression']!r}).mask(frame)` over the summary frame of a "
+            f"FileStore holding {st['n']:,} synthetic flows (`bench/synthetic.py`), warm, median "
+            f"of 7 runs; {fb['matches']:,} matches. mitmproxy: `flowfilter.parse("
+            f"{MITM!r})` called per `HTTPFlow` (as `View` does) plus a Python latency check, over "
+            f"{mt['n_sample']:,} flows of the same traffic: {mt['per_flow_us']:.2f} µs per flow "
+            f"(flowfilter alone {mt['flowfilter_only_per_flow_us']:.2f} µs), extrapolated to "
+            f"{mt['extrapolated_ms'] / 1000:.1f} s for {st['n']:,} flows (not run at 1M: it "
+            "would not fit in RAM).",
+            f"- flowbook's own per-flow evaluator (`Filter.matches`, live rules) on the same "
+            f"expression: {st['flowbook_per_flow_evaluator_us']:.2f} µs per flow.",
+            "- Other expressions over the same frame (ms, matches): "
+            + "; ".join(
+                f"`{k}` {v['ms']:.1f} ms ({v['matches']:,})"
+                for k, v in st["extra_filters_ms"].items()
+            )
+            + ".",
+            "- FTS (`FileStore.ids_matching_text`, FTS5 trigram), median of 3: "
+            + "; ".join(
+                f"{k}: {v['ms']:.1f} ms ({v['matches']:,} ids)" for k, v in st["fts"].items()
+            )
+            + ".",
+            f"- Store on disk: {st['store_disk_mb']} MB. `summary_frame()` cold (SQLite, "
+            f"writes the Arrow snapshot) {st['summary_frame_cold_ms'] / 1000:.1f} s, warm "
+            f"(snapshot) {st['summary_frame_warm_ms']:.0f} ms; frame "
+            f"{st['frame_bytes_per_row']:.0f} B/row. Corpus build: "
+            + (
+                f"{st['store_build_s'] / 60:.1f} min in this run."
+                if st["store_build_s"]
+                else "reused from the /tmp cache."
+            ),
+        ]
+    if mem:
+        fs, mt5 = mem["flowstore"], mem["mitm"]
+        out += [
+            f"- P5: RSS growth per flow in a fresh subprocess per case (`bench/memory.py`), "
+            f"N = {mem['n']:,}. mitmproxy: a list of `HTTPFlow` with bodies "
+            f"({mt5['body_bytes_per_flow']:.0f} B of bodies per flow, a connection pair per 50 "
+            f"flows). flowbook: `FlowStore` with its LRU full ({fs['full_flows_in_lru']} full "
+            f"flows) + summary rows + the cached DataFrame ({fs['before_frame_bytes_per_flow']:.0f}"
+            f" B/flow before `frame()`). One full flowbook flow (with stream events) costs "
+            f"{mem['full']['rss_bytes_per_flow']:.0f} B; the summary row dicts "
+            f"{mem['summary_dict_rows_bytes_per_flow']:.0f} B; the DataFrame "
+            f"{mem['summary_frame_bytes_per_flow']:.0f} B (`memory_usage(deep=True)`).",
+        ]
+    out += ["", "Raw numbers: `latest.json`.", ""]
+    (RESULTS / "RESULTS.md").write_text("\n".join(out))
+
+
+MITM = "~d api.openai.com & ~u chat"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small N everywhere (minutes)")
+    ap.add_argument("--skip-proxy", action="store_true", help="skip P1/P2")
+    ap.add_argument("--only", choices=["proxy", "storage", "memory"], help="run one part")
+    ap.add_argument("--n", type=int, help="flows in the P4/FTS corpus (default 1M; quick 100k)")
+    ap.add_argument("--mitm-sample", type=int, help="HTTPFlows for flowfilter (default 50k)")
+    ap.add_argument("--p5-n", type=int, help="flows for P5 (default 100k; quick 20k)")
+    a = ap.parse_args()
+    n = a.n or (100_000 if a.quick else 1_000_000)
+    p5_n = a.p5_n or (20_000 if a.quick else 100_000)
+    sample = a.mitm_sample or (20_000 if a.quick else 50_000)
+    parts = [a.only] if a.only else ["proxy", "storage", "memory"]
+    if a.skip_proxy and "proxy" in parts:
+        parts.remove("proxy")
+
+    t0 = time.monotonic()
+    res: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "proxy_skipped": "proxy" not in parts,
+    }
+    rows: list[Row] = []
+    if "proxy" in parts:
+        from bench import proxy_latency
+
+        print("P1/P2: proxy latency …", file=sys.stderr, flush=True)
+        kw = {"json_rounds": 100, "sse_rounds": 20} if a.quick else {}
+        res["proxy"] = proxy_latency.run(**kw)  # type: ignore[arg-type]
+        rows += proxy_rows(res["proxy"])
+    if "storage" in parts:
+        from bench import storage_filters
+
+        print(f"P4 + FTS: {n:,} flows …", file=sys.stderr, flush=True)
+        res["storage"] = storage_filters.run(n, mitm_sample=sample)
+        rows += storage_filters.rows_for_table(res["storage"])
+    if "memory" in parts:
+        from bench import memory
+
+        print(f"P5: memory, {p5_n:,} flows …", file=sys.stderr, flush=True)
+        res["memory"] = memory.run(p5_n)
+        rows += memory.rows_for_table(res["memory"])
+    res["elapsed_s"] = time.monotonic() - t0
+
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    write_markdown(res, rows)
+    print(table(rows))
+    print(f"\n{res['elapsed_s'] / 60:.1f} min; wrote {RESULTS / 'latest.json'} and RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()
