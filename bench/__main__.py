@@ -108,6 +108,9 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
             f"(flowfilter alone {mt['flowfilter_only_per_flow_us']:.2f} µs), extrapolated to "
             f"{mt['extrapolated_ms'] / 1000:.1f} s for {st['n']:,} flows (not run at 1M: it "
             "would not fit in RAM).",
+            f"- Both sides select the same flows: on the first {mt['n_sample']:,} flows "
+            f"flowbook's mask matches {st['p4_same_matches_on_sample']['flowbook']:,}, "
+            f"mitmproxy {st['p4_same_matches_on_sample']['mitmproxy']:,}.",
             f"- flowbook's own per-flow evaluator (`Filter.matches`, live rules) on the same "
             f"expression: {st['flowbook_per_flow_evaluator_us']:.2f} µs per flow.",
             "- Other expressions over the same frame (ms, matches): "
@@ -121,7 +124,9 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
                 f"{k}: {v['ms']:.1f} ms ({v['matches']:,} ids)" for k, v in st["fts"].items()
             )
             + ".",
-            f"- Store on disk: {st['store_disk_mb']} MB. `summary_frame()` cold (SQLite, "
+            "- Store on disk: "
+            + ", ".join(f"{k} {v:,.0f} MB" for k, v in st["store_disk_mb"].items())
+            + f". `summary_frame()` cold (SQLite, "
             f"writes the Arrow snapshot) {st['summary_frame_cold_ms'] / 1000:.1f} s, warm "
             f"(snapshot) {st['summary_frame_warm_ms']:.0f} ms; frame "
             f"{st['frame_bytes_per_row']:.0f} B/row. Corpus build: "

@@ -189,7 +189,7 @@ def run(n: int = 1_000_000, mitm_sample: int = 50_000, seed: int = 1, repeat: in
         res["p4_mitmproxy"]["extrapolated_ms"] = mitm["per_flow_us"] * n / 1000
         res["P4_speedup"] = mitm["per_flow_us"] / res["p4_flowbook"]["per_flow_us"]
         # Both sides must select the same flows for the comparison to mean anything.
-        same = int(flt.mask(frame.iloc[:mitm_sample]).sum())
+        same = int(flt.mask(frame.iloc[:mitm_sample]).sum()) if mitm_sample <= n else None
         res["p4_same_matches_on_sample"] = {"flowbook": same, "mitmproxy": mitm["matches"]}
         log(f"P4 mitmproxy {mitm['per_flow_us']:.2f} µs/flow; speedup {res['P4_speedup']:.0f}x")
 

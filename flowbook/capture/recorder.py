@@ -365,6 +365,11 @@ class FlowRecorder:
         if resp is None:  # no response headers were seen (e.g. a mocked response)
             return
         if rec.streamed:
+            if rec.content is not None and not rec.decode_failed:
+                try:
+                    rec.content.close()
+                except ContentDecodeError as exc:
+                    flow.metadata.parse_errors.append(str(exc))
             if rec.decoder is not None and rec.assembler is not None and not rec.decode_failed:
                 self._feed_events(rec, rec.decoder.close(t), t)
                 for err in rec.decoder.errors:
@@ -373,7 +378,9 @@ class FlowRecorder:
         else:
             body = raw_body or b""
             try:
-                body = ContentDecoder(resp.headers.get("content-encoding")).feed(body)
+                content = ContentDecoder(resp.headers.get("content-encoding"))
+                body = content.feed(body)
+                content.close()
             except ContentDecodeError as exc:
                 flow.metadata.parse_errors.append(str(exc))
             resp.body = body

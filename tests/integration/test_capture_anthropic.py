@@ -30,7 +30,7 @@ WEATHER_TOOL = {
         "required": ["city"],
     },
 }
-USER = [{"role": "user", "content": "Say hello to flowbook"}]
+USER: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Say hello to flowbook"}]
 
 
 @pytest.fixture
@@ -42,8 +42,9 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture
 def client(upstream: FakeUpstream, data_dir: Path) -> Iterator[anthropic.Anthropic]:
     mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
-    c = anthropic.Anthropic(base_url=mon.proxy_url, api_key="sk-ant-test-abcdef1234567890",
-                            max_retries=0)
+    c = anthropic.Anthropic(
+        base_url=mon.proxy_url, api_key="sk-ant-test-abcdef1234567890", max_retries=0
+    )
     yield c
     c.close()
     fb.stop()
@@ -62,8 +63,7 @@ def sdk_input_tokens(u: anthropic.types.Usage) -> int:
 
 
 def test_messages_create_non_streamed(client: anthropic.Anthropic) -> None:
-    r = client.messages.create(model=MODEL, max_tokens=256, system="You are terse.",
-                               messages=USER)  # type: ignore[arg-type]
+    r = client.messages.create(model=MODEL, max_tokens=256, system="You are terse.", messages=USER)
     flow = only_flow()
     assert (flow.provider, flow.api, flow.state) == ("anthropic", "messages", "completed")
     assert flow.request.model == MODEL and flow.request.stream is False
@@ -73,16 +73,19 @@ def test_messages_create_non_streamed(client: anthropic.Anthropic) -> None:
     assert flow.response.text == "".join(b.text for b in r.content if b.type == "text")
     assert flow.response.stop_reason == r.stop_reason
     assert flow.usage is not None and flow.usage.source == "reported"
-    assert (flow.usage.input, flow.usage.output) == (sdk_input_tokens(r.usage),
-                                                     r.usage.output_tokens)
+    assert (flow.usage.input, flow.usage.output) == (
+        sdk_input_tokens(r.usage),
+        r.usage.output_tokens,
+    )
     # The SDK sends the key as x-api-key or (newer releases) a Bearer token: masked either way.
     auth = flow.request.headers.get("x-api-key") or flow.request.headers["authorization"]
     assert "abcdef1234567890" not in auth and auth.endswith("7890")
 
 
 def test_streamed_text(client: anthropic.Anthropic) -> None:
-    with client.messages.stream(model=MODEL, max_tokens=256,
-                                messages=[{"role": "user", "content": "Stream a few words"}]) as s:
+    with client.messages.stream(
+        model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "Stream a few words"}]
+    ) as s:
         streamed = "".join(s.text_stream)
         final = s.get_final_message()
     flow = only_flow()
@@ -91,14 +94,18 @@ def test_streamed_text(client: anthropic.Anthropic) -> None:
     assert flow.response.text == streamed == final.content[0].text  # type: ignore[union-attr]
     assert flow.response.stop_reason == final.stop_reason
     assert flow.usage is not None and flow.usage.source == "reported"
-    assert (flow.usage.input, flow.usage.output) == (sdk_input_tokens(final.usage),
-                                                     final.usage.output_tokens)
+    assert (flow.usage.input, flow.usage.output) == (
+        sdk_input_tokens(final.usage),
+        final.usage.output_tokens,
+    )
     assert flow.response.events and flow.timestamps.first_token is not None
 
 
 def test_streamed_thinking_and_tool_use(client: anthropic.Anthropic) -> None:
     with client.messages.stream(
-        model=MODEL, max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024},
+        model=MODEL,
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
         messages=[{"role": "user", "content": "What's the weather in Paris?"}],
         tools=[WEATHER_TOOL],  # type: ignore[list-item]
     ) as s:
@@ -117,20 +124,24 @@ def test_streamed_thinking_and_tool_use(client: anthropic.Anthropic) -> None:
     ]
     assert flow.response.stop_reason == final.stop_reason == "tool_use"
     assert flow.usage is not None
-    assert (flow.usage.input, flow.usage.output) == (sdk_input_tokens(final.usage),
-                                                     final.usage.output_tokens)
+    assert (flow.usage.input, flow.usage.output) == (
+        sdk_input_tokens(final.usage),
+        final.usage.output_tokens,
+    )
     assert flow.request.tools and flow.request.tools[0].name == "get_weather"
 
 
-def test_recorded_cache_usage_counts_in_input(client: anthropic.Anthropic,
-                                              upstream: FakeUpstream) -> None:
+def test_recorded_cache_usage_counts_in_input(
+    client: anthropic.Anthropic, upstream: FakeUpstream
+) -> None:
     """A real non-streamed body with cache writes and reads, served to the SDK through flowbook."""
     write, read = load_cassette("anthropic/messages-cache-write-then-read.cassette.yaml")
     seen = []
     for ia in (write, read):
-        upstream.script("/v1/messages", headers={"content-type": "application/json"},
-                        chunks=[ia.response.body])
-        seen.append(client.messages.create(model=MODEL, max_tokens=64, messages=USER))  # type: ignore[arg-type]
+        upstream.script(
+            "/v1/messages", headers={"content-type": "application/json"}, chunks=[ia.response.body]
+        )
+        seen.append(client.messages.create(model=MODEL, max_tokens=64, messages=USER))
     assert fb.wait_idle()
     df = fb.flows(sort_order="asc")
     assert len(df) == 2
@@ -146,13 +157,18 @@ def test_recorded_cache_usage_counts_in_input(client: anthropic.Anthropic,
     assert first.usage.cache_creation_input_tokens and second.usage.cache_read_input_tokens
 
 
-def test_recorded_thinking_stream_through_the_sdk(client: anthropic.Anthropic,
-                                                  upstream: FakeUpstream) -> None:
+def test_recorded_thinking_stream_through_the_sdk(
+    client: anthropic.Anthropic, upstream: FakeUpstream
+) -> None:
     body = read_fixture("anthropic/messages-stream-thinking-signature.response.sse.txt")
-    upstream.script("/v1/messages", headers={"content-type": "text/event-stream"},
-                    chunks=[body[i:i + 700] for i in range(0, len(body), 700)])
-    with client.messages.stream(model="claude-sonnet-4-0", max_tokens=2048,
-                                messages=[{"role": "user", "content": "think"}]) as s:
+    upstream.script(
+        "/v1/messages",
+        headers={"content-type": "text/event-stream"},
+        chunks=[body[i : i + 700] for i in range(0, len(body), 700)],
+    )
+    with client.messages.stream(
+        model="claude-sonnet-4-0", max_tokens=2048, messages=[{"role": "user", "content": "think"}]
+    ) as s:
         final = s.get_final_message()
     flow = only_flow()
     assert flow.response is not None
@@ -161,8 +177,10 @@ def test_recorded_thinking_stream_through_the_sdk(client: anthropic.Anthropic,
     assert flow.response.thinking_signature == thinking[0].signature
     assert flow.response.text == "".join(b.text for b in final.content if b.type == "text")
     assert flow.usage is not None
-    assert (flow.usage.input, flow.usage.output) == (sdk_input_tokens(final.usage),
-                                                     final.usage.output_tokens)
+    assert (flow.usage.input, flow.usage.output) == (
+        sdk_input_tokens(final.usage),
+        final.usage.output_tokens,
+    )
     assert flow.response.model == final.model
 
 
@@ -175,10 +193,11 @@ def test_recorded_thinking_stream_through_the_sdk(client: anthropic.Anthropic,
         ("error-500", anthropic.InternalServerError, "server_error"),
     ],
 )
-def test_error_status_becomes_a_flow_error(client: anthropic.Anthropic, model: str,
-                                           exc: type[Exception], error_type: str) -> None:
+def test_error_status_becomes_a_flow_error(
+    client: anthropic.Anthropic, model: str, exc: type[Exception], error_type: str
+) -> None:
     with pytest.raises(exc) as info:
-        client.messages.create(model=model, max_tokens=16, messages=USER)  # type: ignore[arg-type]
+        client.messages.create(model=model, max_tokens=16, messages=USER)
     flow = only_flow()
     assert flow.state == "error"
     assert flow.error is not None and flow.error.type == error_type
@@ -191,24 +210,33 @@ def test_error_status_becomes_a_flow_error(client: anthropic.Anthropic, model: s
 
 def test_in_stream_error_keeps_partial_text(client: anthropic.Anthropic) -> None:
     received = ""
-    with pytest.raises(anthropic.APIStatusError) as info:  # noqa: PT012 - the error is mid-loop
-        with client.messages.stream(model="error-midstream", max_tokens=64,
-                                    messages=[{"role": "user", "content": "one two three"}]) as s:
-            for text in s.text_stream:
-                received += text
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        client.messages.stream(
+            model="error-midstream",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "one two three"}],
+        ) as s,
+    ):
+        for text in s.text_stream:  # the error event arrives mid-loop
+            received += text
     assert received, "some text arrived before the error"
     flow = only_flow()
     assert flow.state == "error"
     assert flow.response is not None and flow.response.text == received
     assert flow.error is not None and flow.error.type == "server_error"
     assert flow.error.code == "overloaded_error" and flow.error.retryable is True
-    assert json.dumps(info.value.body).find("overloaded_error") >= 0  # type: ignore[attr-defined]
+    assert "overloaded_error" in json.dumps(info.value.body)
 
 
 def test_beta_path_is_captured(client: anthropic.Anthropic) -> None:
     # Claude Code and older SDKs' beta namespace call /v1/messages?beta=true.
-    r = client.messages.create(model=MODEL, max_tokens=64, messages=USER,  # type: ignore[arg-type]
-                               extra_query={"beta": "true"})
+    r = client.messages.create(
+        model=MODEL,
+        max_tokens=64,
+        messages=USER,
+        extra_query={"beta": "true"},
+    )
     flow = only_flow()
     assert "beta=true" in flow.request.path
     assert (flow.provider, flow.api) == ("anthropic", "messages")

@@ -27,11 +27,19 @@ pytestmark = pytest.mark.integration
 
 MODEL = "gemini-2.5-flash"
 KEY = "AIzaTestKey0123456789abcdefghijklm"
-WEATHER = types.Tool(function_declarations=[types.FunctionDeclaration(
-    name="get_weather", description="Current weather for a city",
-    parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}},
-                            "required": ["city"]},
-)])
+WEATHER = types.Tool(
+    function_declarations=[
+        types.FunctionDeclaration(
+            name="get_weather",
+            description="Current weather for a city",
+            parameters_json_schema={
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        )
+    ]
+)
 NO_AFC = types.AutomaticFunctionCallingConfig(disable=True)
 
 
@@ -49,8 +57,9 @@ def proxy_url(upstream: FakeUpstream, data_dir: Path) -> Iterator[str]:
 
 
 def make_client(proxy_url: str, headers: dict[str, str] | None = None) -> genai.Client:
-    return genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=proxy_url,
-                                                                    headers=headers))
+    return genai.Client(
+        api_key=KEY, http_options=types.HttpOptions(base_url=proxy_url, headers=headers)
+    )
 
 
 @pytest.fixture
@@ -90,14 +99,19 @@ def split_parts(chunks: list[types.GenerateContentResponse]) -> dict[str, Any]:
 
 def captured(flow: LLMFlow) -> dict[str, Any]:
     assert flow.response is not None
-    return {"text": flow.response.text, "thinking": flow.response.thinking,
-            "calls": [(c.name, c.arguments) for c in flow.response.tool_calls]}
+    return {
+        "text": flow.response.text,
+        "thinking": flow.response.thinking,
+        "calls": [(c.name, c.arguments) for c in flow.response.tool_calls],
+    }
 
 
 def test_generate_content(client: genai.Client) -> None:
     r = client.models.generate_content(
-        model=MODEL, contents="Hello, Gemini",
-        config=types.GenerateContentConfig(system_instruction="Be terse", temperature=0.2))
+        model=MODEL,
+        contents="Hello, Gemini",
+        config=types.GenerateContentConfig(system_instruction="Be terse", temperature=0.2),
+    )
     flow = only_flow()
     assert (flow.provider, flow.api, flow.state) == ("gemini", "generate_content", "completed")
     assert flow.request.model == MODEL and flow.request.stream is False
@@ -111,8 +125,10 @@ def test_generate_content(client: genai.Client) -> None:
 
 def test_generate_content_function_call(client: genai.Client) -> None:
     r = client.models.generate_content(
-        model=MODEL, contents="What's the weather in Paris?",
-        config=types.GenerateContentConfig(tools=[WEATHER], automatic_function_calling=NO_AFC))
+        model=MODEL,
+        contents="What's the weather in Paris?",
+        config=types.GenerateContentConfig(tools=[WEATHER], automatic_function_calling=NO_AFC),
+    )
     assert r.function_calls, "the fake upstream must answer with a function call"
     flow = only_flow()
     assert captured(flow) == split_parts([r])
@@ -122,8 +138,9 @@ def test_generate_content_function_call(client: genai.Client) -> None:
 
 
 def test_stream_text_uses_alt_sse(client: genai.Client) -> None:
-    chunks = list(client.models.generate_content_stream(model=MODEL,
-                                                        contents="Stream some words please"))
+    chunks = list(
+        client.models.generate_content_stream(model=MODEL, contents="Stream some words please")
+    )
     flow = only_flow()
     assert "alt=sse" in flow.request.path and flow.request.stream is True
     assert flow.state == "completed"
@@ -136,12 +153,17 @@ def test_stream_text_uses_alt_sse(client: genai.Client) -> None:
 
 
 def test_stream_thoughts_and_function_call(client: genai.Client) -> None:
-    chunks = list(client.models.generate_content_stream(
-        model=MODEL, contents="What's the weather in Paris?",
-        config=types.GenerateContentConfig(
-            tools=[WEATHER], automatic_function_calling=NO_AFC,
-            thinking_config=types.ThinkingConfig(include_thoughts=True)),
-    ))
+    chunks = list(
+        client.models.generate_content_stream(
+            model=MODEL,
+            contents="What's the weather in Paris?",
+            config=types.GenerateContentConfig(
+                tools=[WEATHER],
+                automatic_function_calling=NO_AFC,
+                thinking_config=types.ThinkingConfig(include_thoughts=True),
+            ),
+        )
+    )
     sdk = split_parts(chunks)
     assert sdk["thinking"] and sdk["calls"], "the fake must send thoughts and a function call"
     flow = only_flow()
@@ -153,8 +175,7 @@ def test_stream_thoughts_and_function_call(client: genai.Client) -> None:
 
 def test_gzip_sse_stream(proxy_url: str) -> None:
     client = make_client(proxy_url, headers={"x-fake-gzip": "1"})
-    chunks = list(client.models.generate_content_stream(model=MODEL,
-                                                        contents="gzip me a stream"))
+    chunks = list(client.models.generate_content_stream(model=MODEL, contents="gzip me a stream"))
     flow = only_flow()
     assert flow.response is not None
     assert flow.response.headers.get("content-encoding") == "gzip"
@@ -166,14 +187,23 @@ def test_gzip_sse_stream(proxy_url: str) -> None:
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
 def test_json_array_stream(proxy_url: str, gzip: bool) -> None:
     """``streamGenerateContent`` without ``alt=sse``: one JSON array that grows."""
-    body = {"contents": [{"role": "user", "parts": [{"text": "What's the weather in Paris?"}]}],
-            "tools": [{"functionDeclarations": [{"name": "get_weather",
-                                                 "parameters": {"type": "object"}}]}],
-            "generationConfig": {"thinkingConfig": {"includeThoughts": True}}}
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "What's the weather in Paris?"}]}],
+        "tools": [
+            {"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "object"}}]}
+        ],
+        "generationConfig": {"thinkingConfig": {"includeThoughts": True}},
+    }
     headers = {"x-goog-api-key": KEY, **({"x-fake-gzip": "1"} if gzip else {})}
-    with httpx.Client(base_url=proxy_url, timeout=10) as http, http.stream(
-        "POST", f"/v1beta/models/{MODEL}:streamGenerateContent", json=body, headers=headers,
-    ) as resp:
+    with (
+        httpx.Client(base_url=proxy_url, timeout=10) as http,
+        http.stream(
+            "POST",
+            f"/v1beta/models/{MODEL}:streamGenerateContent",
+            json=body,
+            headers=headers,
+        ) as resp,
+    ):
         assert resp.status_code == 200
         assert (resp.headers.get("content-encoding") == "gzip") is gzip
         data = json.loads(resp.read())  # httpx removes the gzip
@@ -199,9 +229,10 @@ def test_error_status_becomes_a_flow_error(client: genai.Client) -> None:
 
 def test_in_stream_error_keeps_partial_text(client: genai.Client) -> None:
     received = []
-    with pytest.raises(errors.APIError):  # noqa: PT012 - the error arrives mid-iteration
-        for ch in client.models.generate_content_stream(model="error-midstream",
-                                                        contents="one two three four"):
+    with pytest.raises(errors.APIError):  # the error chunk arrives mid-iteration
+        for ch in client.models.generate_content_stream(
+            model="error-midstream", contents="one two three four"
+        ):
             received.append(ch)
     sdk = split_parts(received)
     assert sdk["text"], "some text arrived before the error"
@@ -216,9 +247,14 @@ def test_in_stream_error_keeps_partial_text(client: genai.Client) -> None:
 
 def _view(path: str, body: dict[str, Any]) -> RequestView:
     host = "generativelanguage.googleapis.com"
-    return RequestView(method="POST", url=f"https://{host}{path}", host=host, path=path,
-                       headers={"content-type": "application/json"},
-                       body=json.dumps(body).encode())
+    return RequestView(
+        method="POST",
+        url=f"https://{host}{path}",
+        host=host,
+        path=path,
+        headers={"content-type": "application/json"},
+        body=json.dumps(body).encode(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -237,18 +273,25 @@ def test_openai_compatible_endpoint_detection(path: str, provider: str, api: str
     assert (found[1].provider, found[1].api, found[1].strength) == (provider, api, HOST)
 
 
-def test_openai_compatible_endpoint_through_the_proxy(upstream: FakeUpstream,
-                                                      data_dir: Path) -> None:
+def test_openai_compatible_endpoint_through_the_proxy(
+    upstream: FakeUpstream, data_dir: Path
+) -> None:
     """The openai SDK at Gemini's ``/v1beta/openai/`` base URL, with the official Host header
     kept by the proxy (``keep_host_header``), as when DNS sends that host to flowbook."""
-    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir,
-                   keep_host_header=True)
+    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir, keep_host_header=True)
     try:
-        c = openai.OpenAI(base_url=mon.proxy_url + "/v1beta/openai", api_key=KEY, max_retries=0,
-                          default_headers={"Host": "generativelanguage.googleapis.com"})
+        c = openai.OpenAI(
+            base_url=mon.proxy_url + "/v1beta/openai",
+            api_key=KEY,
+            max_retries=0,
+            default_headers={"Host": "generativelanguage.googleapis.com"},
+        )
         stream = c.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "hello compat"}], stream=True,
-            stream_options={"include_usage": True})
+            model=MODEL,
+            messages=[{"role": "user", "content": "hello compat"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         chunks = list(stream)
         c.close()
         text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
@@ -258,7 +301,9 @@ def test_openai_compatible_endpoint_through_the_proxy(upstream: FakeUpstream,
         assert (flow.provider, flow.api, flow.model) == ("gemini_openai", "chat", MODEL)
         assert flow.response is not None and flow.response.text == text
         assert flow.usage is not None
-        assert (flow.usage.input, flow.usage.output) == (usage.prompt_tokens,
-                                                         usage.completion_tokens)
+        assert (flow.usage.input, flow.usage.output) == (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
     finally:
         fb.stop()

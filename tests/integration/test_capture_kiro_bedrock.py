@@ -31,12 +31,15 @@ KIRO_HEADERS = {
     "x-amz-target": "AmazonCodeWhispererStreamingService.GenerateAssistantResponse",
     "authorization": "Bearer aoaAAAAAtest0123456789abcdef",
     "user-agent": "aws-sdk-rust/1.3.16 ua/2.1 api/codewhispererstreaming/0.1.16551 "
-                  "os/linux lang/rust/1.92.0 md/appVersion-2.4.1 app/AmazonQ-For-CLI",
+    "os/linux lang/rust/1.92.0 md/appVersion-2.4.1 app/AmazonQ-For-CLI",
 }
-KIRO_TOOL = {"toolSpecification": {
-    "name": "get_weather", "description": "Current weather for a city",
-    "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}},
-}}
+KIRO_TOOL = {
+    "toolSpecification": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}},
+    }
+}
 BEDROCK_MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 BEDROCK_PATH = "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/converse-stream"
 EVENTSTREAM = "application/vnd.amazon.eventstream"
@@ -70,24 +73,31 @@ def kiro_body(text: str, model: str = KIRO_MODEL, tools: bool = False) -> dict[s
         "conversationState": {
             "conversationId": str(uuid.uuid4()),
             "chatTriggerType": "MANUAL",
-            "currentMessage": {"userInputMessage": {
-                "content": text, "modelId": model, "origin": "KIRO_CLI",
-                "userInputMessageContext": ctx,
-            }},
+            "currentMessage": {
+                "userInputMessage": {
+                    "content": text,
+                    "modelId": model,
+                    "origin": "KIRO_CLI",
+                    "userInputMessageContext": ctx,
+                }
+            },
             "history": [],
         },
         "profileArn": "arn:aws:codewhisperer:us-east-1:000000000000:profile/TEST",
     }
 
 
-def post_stream(base_url: str, path: str, body: dict[str, Any],
-                headers: dict[str, str]) -> tuple[httpx.Response, bytes, list[StreamEvent]]:
+def post_stream(
+    base_url: str, path: str, body: dict[str, Any], headers: dict[str, str]
+) -> tuple[httpx.Response, bytes, list[StreamEvent]]:
     """POST, read the raw bytes (no decoding by httpx), decode the frames as a client would."""
     dec = EventStreamDecoder()
     events: list[StreamEvent] = []
     raw = bytearray()
-    with httpx.Client(base_url=base_url, timeout=10) as c, \
-            c.stream("POST", path, json=body, headers=headers) as r:
+    with (
+        httpx.Client(base_url=base_url, timeout=10) as c,
+        c.stream("POST", path, json=body, headers=headers) as r,
+    ):
         for chunk in r.iter_raw():
             raw += chunk
             events += dec.feed(chunk, 0.0)
@@ -104,8 +114,7 @@ def payloads(events: list[StreamEvent], name: str) -> list[dict[str, Any]]:
 
 
 def test_kiro_text_credits_and_context_usage(proxy_url: str) -> None:
-    r, _, events = post_stream(proxy_url, "/", kiro_body("Explain what a proxy does"),
-                               KIRO_HEADERS)
+    r, _, events = post_stream(proxy_url, "/", kiro_body("Explain what a proxy does"), KIRO_HEADERS)
     assert r.status_code == 200
     text = "".join(p["content"] for p in payloads(events, "assistantResponseEvent"))
     [metering] = payloads(events, "meteringEvent")
@@ -127,8 +136,9 @@ def test_kiro_text_credits_and_context_usage(proxy_url: str) -> None:
 
 
 def test_kiro_tool_use(proxy_url: str) -> None:
-    _, _, events = post_stream(proxy_url, "/", kiro_body("What's the weather in Paris?",
-                                                         tools=True), KIRO_HEADERS)
+    _, _, events = post_stream(
+        proxy_url, "/", kiro_body("What's the weather in Paris?", tools=True), KIRO_HEADERS
+    )
     tool_events = payloads(events, "toolUseEvent")
     assert tool_events, "the fake upstream must answer with a tool use"
     arguments = json.loads("".join(p.get("input", "") for p in tool_events))
@@ -142,14 +152,16 @@ def test_kiro_tool_use(proxy_url: str) -> None:
 
 
 def test_kiro_thinking(proxy_url: str) -> None:
-    _, _, events = post_stream(proxy_url, "/", kiro_body("Think first", KIRO_MODEL + "-thinking"),
-                               KIRO_HEADERS)
+    _, _, events = post_stream(
+        proxy_url, "/", kiro_body("Think first", KIRO_MODEL + "-thinking"), KIRO_HEADERS
+    )
     thinking = "".join(p["text"] for p in payloads(events, "reasoningContentEvent"))
     assert thinking
     flow = only_flow()
     assert flow.response is not None and flow.response.thinking == thinking
     assert flow.response.text == "".join(
-        p["content"] for p in payloads(events, "assistantResponseEvent"))
+        p["content"] for p in payloads(events, "assistantResponseEvent")
+    )
 
 
 def test_kiro_error_status(proxy_url: str) -> None:
@@ -163,8 +175,9 @@ def test_kiro_error_status(proxy_url: str) -> None:
 
 
 def test_kiro_exception_frame_mid_stream(proxy_url: str) -> None:
-    _, _, events = post_stream(proxy_url, "/", kiro_body("one two three four", "error-midstream"),
-                               KIRO_HEADERS)
+    _, _, events = post_stream(
+        proxy_url, "/", kiro_body("one two three four", "error-midstream"), KIRO_HEADERS
+    )
     text = "".join(p["content"] for p in payloads(events, "assistantResponseEvent"))
     assert text
     flow = only_flow()
@@ -188,18 +201,26 @@ def bedrock_expected(events: list[StreamEvent]) -> dict[str, Any]:
         signature += reasoning.get("signature", "")
     [meta] = payloads(events, "metadata")
     [stop] = payloads(events, "messageStop")
-    return {"text": text, "thinking": thinking, "signature": signature,
-            "usage": (meta["usage"]["inputTokens"], meta["usage"]["outputTokens"]),
-            "stop": stop["stopReason"]}
+    return {
+        "text": text,
+        "thinking": thinking,
+        "signature": signature,
+        "usage": (meta["usage"]["inputTokens"], meta["usage"]["outputTokens"]),
+        "stop": stop["stopReason"],
+    }
 
 
-def replay_bedrock(upstream: FakeUpstream, base_url: str, host: str | None = None
-                   ) -> tuple[bytes, bytes, list[StreamEvent]]:
+def replay_bedrock(
+    upstream: FakeUpstream, base_url: str, host: str | None = None
+) -> tuple[bytes, bytes, list[StreamEvent]]:
     [ia] = load_cassette("bedrock/converse-stream-claude-reasoning.cassette.yaml")
     recorded = read_fixture("bedrock/converse-stream-claude-reasoning.response.bin")
     # Cut across frame boundaries, as the network does.
-    upstream.script(BEDROCK_PATH, headers={"content-type": EVENTSTREAM},
-                    chunks=[recorded[i:i + 333] for i in range(0, len(recorded), 333)])
+    upstream.script(
+        BEDROCK_PATH,
+        headers={"content-type": EVENTSTREAM},
+        chunks=[recorded[i : i + 333] for i in range(0, len(recorded), 333)],
+    )
     headers = {"content-type": "application/json", "authorization": "AWS4-HMAC-SHA256 x"}
     if host:
         headers["host"] = host
@@ -233,12 +254,10 @@ def test_bedrock_converse_stream_recording_by_path(upstream: FakeUpstream, proxy
     assert flow.response is not None and flow.response.body == recorded
 
 
-def test_bedrock_converse_stream_recording_by_host(upstream: FakeUpstream,
-                                                   data_dir: Path) -> None:
+def test_bedrock_converse_stream_recording_by_host(upstream: FakeUpstream, data_dir: Path) -> None:
     """The official Host header kept by the proxy (as when DNS sends that host to flowbook)."""
     host = "bedrock-runtime.us-east-1.amazonaws.com"
-    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir,
-                   keep_host_header=True)
+    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir, keep_host_header=True)
     try:
         recorded, raw, events = replay_bedrock(upstream, mon.proxy_url, host=host)
         assert raw == recorded

@@ -252,7 +252,7 @@ def notebook(lab: Lab, browser: Any) -> Iterator[Callable[[list[str]], Notebook]
             pass
         # The kernel indicator reads "Idle" once the kernel is up.
         page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-            timeout=CELL_TIMEOUT_MS
+            state="attached", timeout=CELL_TIMEOUT_MS
         )
         return nb
 
