@@ -141,6 +141,9 @@ class Runtime:
         return RecorderInterceptHost(self.recorder)
 
     def stop(self) -> None:
+        if self.interceptor is not None:
+            # Paused flows end now, unchanged, instead of hanging until their timeout.
+            self.interceptor.detach_loop()
         if self.proxy is not None:
             self.proxy.stop()
             self.proxy = None

@@ -40,6 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 START_TIMEOUT_S = 90
+# The notebook on screen (a restored workspace may hold other, hidden notebook tabs).
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
 CELL_TIMEOUT_MS = 60_000
 
 
@@ -155,7 +157,7 @@ class Notebook:
         page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
 
     def cell(self, i: int) -> Any:
-        return self.page.locator(".jp-Notebook .jp-Cell").nth(i)
+        return self.page.locator(f"{NOTEBOOK} .jp-Cell").nth(i)
 
     def run_cell(self, i: int, *, wait: bool = True) -> None:
         """Select cell ``i`` and run it (Shift+Enter); wait for its execution count."""
@@ -242,8 +244,8 @@ def notebook(lab: Lab, browser: Any) -> Iterator[Callable[[list[str]], Notebook]
         page = browser.new_page()
         pages.append(page)
         nb = Notebook(page, len(cells))
-        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}", timeout=CELL_TIMEOUT_MS)
-        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=CELL_TIMEOUT_MS)
+        page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}", timeout=CELL_TIMEOUT_MS)
+        page.locator(f"{NOTEBOOK} .jp-Cell").first.wait_for(timeout=CELL_TIMEOUT_MS)
         dialog = page.locator(".jp-Dialog button.jp-mod-accept")
         try:  # should the kernel picker still appear, accept the default (Python 3)
             dialog.wait_for(timeout=3000)
