@@ -184,7 +184,7 @@ def quick_filters() -> Any:
 
 def export_parquet(
     path: str | Path,
-    filter: str | None = None,  # noqa: A002
+    filter: str | None = None,
     *,
     include_bodies: bool = False,
 ) -> Path:
@@ -194,8 +194,9 @@ def export_parquet(
     from flowbook.export.parquet import export_parquet as _export
 
     df = flows(filter, include_history=True)
-    return _export(df, Path(path), flows=get_flow if include_bodies else None,
-                   include_bodies=include_bodies)
+    return _export(
+        df, Path(path), flows=get_flow if include_bodies else None, include_bodies=include_bodies
+    )
 
 
 def intercept_panel() -> Any:

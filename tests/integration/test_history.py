@@ -25,8 +25,13 @@ def capture(n: int, data_dir: Path, **start: object) -> list[str]:
             with httpx.Client(base_url=mon.proxy_url, timeout=10) as c:
                 for i in range(n):
                     model = "gpt-4o-mini" if i % 2 else "gpt-4o"
-                    c.post("/v1/chat/completions", json={
-                        "model": model, "messages": [{"role": "user", "content": f"msg {i}"}]})
+                    c.post(
+                        "/v1/chat/completions",
+                        json={
+                            "model": model,
+                            "messages": [{"role": "user", "content": f"msg {i}"}],
+                        },
+                    )
             assert fb.wait_idle()
         finally:
             fb.stop()
@@ -53,8 +58,9 @@ def test_evicted_flows_are_read_back_and_a_new_process_sees_history(data_dir: Pa
         " 'commented': list(c['id']), 'text': fb.get_flow(df['id'].iloc[-1]).response.text}))"
     )
     env = {**os.environ, "FLOWBOOK_DATA_DIR": str(data_dir)}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert sorted(seen["ids"]) == sorted(ids)

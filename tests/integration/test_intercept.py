@@ -74,6 +74,9 @@ def test_pause_edit_resume_while_other_traffic_flows(
     call = pool.submit(chat(client))
     (p,) = paused()
     assert p.stage == "request" and p.editable["messages"] == MSG
+    assert fb.wait_idle()
+    row = fb.flows("state:intercepted")
+    assert list(row["id"]) == [p.id], "the paused flow shows as Intercepted in the table"
     # A non-matching call passes while the first one is held.
     other = chat(client, model="o3-mini")()
     assert other.choices[0].message.content and not call.done()
@@ -91,6 +94,16 @@ def test_pause_edit_resume_while_other_traffic_flows(
     got = upstream_bodies(upstream)[-1]
     assert got["messages"] == [{"role": "user", "content": "edited question"}]
     assert got["temperature"] == 0.5
+    assert fb.wait_idle()
+    flow = fb.get_flow(p.id)
+    assert flow.state == "completed"
+    assert flow.request.messages[-1].text == "edited question", "the flow shows what was sent"
+    original = flow.metadata.original_request
+    assert (
+        original is not None
+        and original["messages"][-1]["parts"][0]["text"] == (MSG[-1]["content"])
+    )
+    assert [e["outcome"] for e in flow.metadata.intercepted] == ["edited"]
 
 
 def test_timeout_releases_unmodified(client: openai.OpenAI, upstream: FakeUpstream) -> None:
@@ -154,6 +167,12 @@ def test_mock_and_modify_rules_work_without_a_pause(
     reply = chat(client)()
     got = upstream_bodies(upstream)[-1]
     assert got["model"] == "gpt-4.1" and got["temperature"] == 0
+    assert fb.wait_idle()
+    modified = fb.get_flow(fb.flows().iloc[0]["id"])
+    assert modified.metadata.rules_applied == [fb.intercept.rules()[0].id]
+    assert modified.request.model == "gpt-4.1"
+    assert modified.metadata.original_request is not None
+    assert modified.metadata.original_request["model"] == "gpt-4o-mini"
     assert got["messages"][0] == {"role": "system", "content": "You are terse."}
     assert upstream.requests[-1].headers.get("x-flowbook-test") == "1"
     assert reply.model == "gpt-4.1"
