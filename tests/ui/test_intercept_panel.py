@@ -47,6 +47,9 @@ def test_panel_edit_and_resume(notebook: Callable[[list[str]], Any]) -> None:
     assert "gpt-4o-mini" in item.inner_text()
     editor = page.locator('textarea[data-path="messages.0.content"]')
     assert editor.input_value() == "original question"
+    box = editor.bounding_box()
+    # A textarea sized before it was laid out collapses to 2px: the text must be readable.
+    assert box is not None and box["height"] >= 14, box
     editor.fill("edited in the browser")
     # Focusing the editor holds the flow: its countdown pauses and says so.
     page.locator(".fb-countdown.fb-held").first.wait_for(timeout=30_000)

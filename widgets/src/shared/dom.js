@@ -34,8 +34,18 @@ export function formatSeconds(s) {
   return `${Math.floor(t / 60)}m ${String(t % 60).padStart(2, "0")}s`;
 }
 
-/** Grow a textarea to fit its content (bounded). @param {HTMLTextAreaElement} ta */
-export function autosize(ta) {
+/**
+ * Grow a textarea to fit its content (bounded). A textarea not laid out yet (not attached, or in
+ * a hidden output) has scrollHeight 0: sizing it then would collapse it, so try again on a later
+ * frame instead.
+ * @param {HTMLTextAreaElement} ta @param {number} [tries]
+ */
+export function autosize(ta, tries = 30) {
+  if (!ta.isConnected || ta.scrollHeight === 0) {
+    ta.style.height = "";
+    if (tries > 0) requestAnimationFrame(() => autosize(ta, tries - 1));
+    return;
+  }
   ta.style.height = "auto";
   ta.style.height = `${Math.min(ta.scrollHeight + 2, 400)}px`;
 }
