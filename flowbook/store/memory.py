@@ -91,6 +91,9 @@ class FlowStore:
         self._revision = 0
         self._frame: pd.DataFrame | None = None
         self._frame_rev = -1
+        # Rows changed since the cached frame was built; frame() rebuilds only those.
+        self._dirty: set[str] = set()
+        self._full_rebuild = True
         self.changed = ChangeSignal()
         # Set by the API when a file store backs this store: reads evicted flows back.
         self.loader: Callable[[str], LLMFlow | None] | None = None
@@ -113,6 +116,7 @@ class FlowStore:
             self._flows.move_to_end(flow.id)
             self._rows[flow.id] = row
             self._revision += 1
+            self._dirty.add(flow.id)
             self._evict()
         self.changed.emit(flow.id)
 
@@ -122,6 +126,7 @@ class FlowStore:
         with self._lock:
             self._rows[flow.id] = row
             self._revision += 1
+            self._dirty.add(flow.id)
         self.changed.emit(flow.id)
 
     def _evict(self) -> None:
@@ -168,6 +173,7 @@ class FlowStore:
                 row["bookmarked"] = annotations.bookmarked
                 row["tags"] = ",".join(annotations.tags)
             self._revision += 1
+            self._dirty.add(flow_id)
         self.changed.emit(flow_id)
 
     def update_row(self, flow_id: str, **values: Any) -> None:
@@ -177,16 +183,37 @@ class FlowStore:
                 return
             row.update(values)
             self._revision += 1
+            self._dirty.add(flow_id)
         self.changed.emit(flow_id)
 
     def frame(self) -> pd.DataFrame:
-        """The typed summary DataFrame of every flow in this store (cached per revision)."""
+        """The typed summary DataFrame of every flow in this store (cached per revision).
+
+        Only rows that changed since the last call are rebuilt, so a store of a million flows
+        with a few live ones costs a small concat, not a rebuild from a million dicts.
+        """
         with self._lock:
             if self._frame is not None and self._frame_rev == self._revision:
                 return self._frame
-            rows = list(self._rows.values())
             rev = self._revision
-        frame = frame_from_rows(rows)
+            full = self._full_rebuild or self._frame is None
+            if full:
+                rows = list(self._rows.values())
+                dirty: set[str] = set()
+            else:
+                dirty = self._dirty
+                rows = [self._rows[i] for i in dirty if i in self._rows]
+            self._dirty = set()
+            self._full_rebuild = False
+            cached = self._frame
+        fresh = frame_from_rows(rows)
+        if full or cached is None:
+            frame = fresh
+        else:
+            keep = cached[~cached["id"].isin(list(dirty))] if dirty else cached
+            frame = pd.concat([keep, fresh], ignore_index=True) if len(fresh) else keep
+            if not len(keep):
+                frame = fresh
         with self._lock:
             self._frame, self._frame_rev = frame, rev
         return frame
@@ -197,9 +224,11 @@ class FlowStore:
                 self._flows.pop(fid, None)
                 self._rows.pop(fid, None)
             self._revision += 1
+            self._full_rebuild = True
 
     def clear(self) -> None:
         with self._lock:
             self._flows.clear()
             self._rows.clear()
             self._revision += 1
+            self._full_rebuild = True
