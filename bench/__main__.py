@@ -175,7 +175,7 @@ def main() -> None:
     t0 = time.monotonic()
     res: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "machine": machine(),
         "proxy_skipped": "proxy" not in parts,
     }

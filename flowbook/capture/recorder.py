@@ -203,11 +203,13 @@ class FlowRecorder:
         if kind == "sent":
             _, _, t, changed = op
             flow.timestamps.request_sent = t
+            touch = changed is not None or flow.state == FlowState.INTERCEPTED
             if changed is not None:
                 self._reparse(rec, changed)
             if flow.state == FlowState.INTERCEPTED:
                 flow.state = FlowState.PENDING
-            self.store.touch(flow)
+            if touch:  # only a visible change is worth a summary refresh
+                self.store.touch(flow)
         elif kind == "headers":
             self._on_headers(rec, *op[2:])
         elif kind == "chunk":
@@ -314,7 +316,7 @@ class FlowRecorder:
             framing = rec.provider.framing(rec.view, rec.detection.api, ct)
             if framing != "json":
                 rec.decoder = make_decoder(framing)
-        self.store.touch(flow)
+            self.store.touch(flow)  # now Streaming; a buffered response shows at its end
 
     def _on_chunk(self, rec: _Record, t: float, data: bytes) -> None:
         flow = rec.flow
