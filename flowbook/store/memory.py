@@ -16,7 +16,9 @@ from typing import Any
 import pandas as pd
 
 from flowbook.model import FlowAnnotations, LLMFlow
-from flowbook.store.summary import frame_from_rows, summary_row
+from flowbook.store.summary import COLUMNS, frame_from_tuples, row_tuple, summary_row
+
+_POS = {name: i for i, name in enumerate(COLUMNS)}
 
 Listener = Callable[[set[str]], None]
 
@@ -52,6 +54,8 @@ class ChangeSignal:
                 self._listeners.remove(listener)
 
     def emit(self, flow_id: str) -> None:
+        if not self._listeners:
+            return  # nobody listens: keep nothing (the pending set would only grow)
         with self._cond:
             self._pending.add(flow_id)
             self._cond.notify()
@@ -87,7 +91,8 @@ class FlowStore:
         self.max_flows_in_memory = max_flows_in_memory
         self._lock = threading.RLock()
         self._flows: OrderedDict[str, LLMFlow] = OrderedDict()
-        self._rows: dict[str, dict[str, Any]] = {}
+        # One tuple per flow in COLUMNS order (a dict per row would cost ~1.5 KB a flow).
+        self._rows: dict[str, tuple[Any, ...]] = {}
         self._revision = 0
         self._frame: pd.DataFrame | None = None
         self._frame_rev = -1
@@ -110,7 +115,7 @@ class FlowStore:
 
     def put(self, flow: LLMFlow) -> None:
         """Insert or update a flow (and its summary row)."""
-        row = summary_row(flow)
+        row = row_tuple(summary_row(flow))
         with self._lock:
             self._flows[flow.id] = flow
             self._flows.move_to_end(flow.id)
@@ -122,7 +127,7 @@ class FlowStore:
 
     def touch(self, flow: LLMFlow) -> None:
         """Refresh the summary row of a flow already in the store (cheap; for live updates)."""
-        row = summary_row(flow)
+        row = row_tuple(summary_row(flow))
         with self._lock:
             self._rows[flow.id] = row
             self._revision += 1
@@ -168,23 +173,34 @@ class FlowStore:
             flow = self._flows.get(flow_id)
             if flow is not None:
                 flow.annotations = annotations
-            row = self._rows.get(flow_id)
-            if row is not None:
-                row["bookmarked"] = annotations.bookmarked
-                row["tags"] = ",".join(annotations.tags)
+            if flow_id in self._rows:
+                self._set_cells(
+                    flow_id, bookmarked=annotations.bookmarked, tags=",".join(annotations.tags)
+                )
             self._revision += 1
             self._dirty.add(flow_id)
         self.changed.emit(flow_id)
 
     def update_row(self, flow_id: str, **values: Any) -> None:
         with self._lock:
-            row = self._rows.get(flow_id)
-            if row is None:
+            if flow_id not in self._rows:
                 return
-            row.update(values)
+            self._set_cells(flow_id, **values)
             self._revision += 1
             self._dirty.add(flow_id)
         self.changed.emit(flow_id)
+
+    def _set_cells(self, flow_id: str, **values: Any) -> None:
+        cells = list(self._rows[flow_id])
+        for name, value in values.items():
+            cells[_POS[name]] = value
+        self._rows[flow_id] = tuple(cells)
+
+    def row(self, flow_id: str) -> dict[str, Any] | None:
+        """One flow's summary row as a dict."""
+        with self._lock:
+            cells = self._rows.get(flow_id)
+        return None if cells is None else dict(zip(COLUMNS, cells, strict=True))
 
     def frame(self) -> pd.DataFrame:
         """The typed summary DataFrame of every flow in this store (cached per revision).
@@ -206,7 +222,7 @@ class FlowStore:
             self._dirty = set()
             self._full_rebuild = False
             cached = self._frame
-        fresh = frame_from_rows(rows)
+        fresh = frame_from_tuples(rows)
         if full or cached is None:
             frame = fresh
         else:

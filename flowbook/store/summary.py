@@ -126,21 +126,38 @@ def empty_frame() -> pd.DataFrame:
 
 def frame_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Build the typed DataFrame from summary rows (timestamps as epoch seconds)."""
+    return frame_from_columns({col: [r.get(col) for r in rows] for col in COLUMNS})
+
+
+def row_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A summary row as a tuple in COLUMNS order: a third of a dict's memory per flow."""
+    return tuple(row.get(col) for col in COLUMNS)
+
+
+def frame_from_tuples(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Build the typed DataFrame from ``row_tuple`` rows."""
+    if not rows:
+        return frame_from_columns({col: [] for col in COLUMNS})
+    return frame_from_columns(dict(zip(COLUMNS, (list(c) for c in zip(*rows)), strict=True)))
+
+
+def frame_from_columns(values: dict[str, list[Any]]) -> pd.DataFrame:
+    """Build the typed DataFrame from one list of Python values per column."""
     data: dict[str, Any] = {}
     for col, dtype in COLUMNS.items():
-        values = [r.get(col) for r in rows]
+        col_values = values[col]
         if col == "timestamp":
             data[col] = pd.to_datetime(
-                pd.Series(values, dtype="float64"), unit="s", utc=True
+                pd.Series(col_values, dtype="float64"), unit="s", utc=True
             ).astype(dtype)
         elif dtype == "bool":
-            data[col] = pd.Series([bool(v) for v in values], dtype="bool")
+            data[col] = pd.Series([bool(v) for v in col_values], dtype="bool")
         elif dtype == "float64":
             data[col] = pd.Series(
-                [float("nan") if v is None else v for v in values], dtype="float64"
+                [float("nan") if v is None else v for v in col_values], dtype="float64"
             )
         else:
-            data[col] = pd.Series(values, dtype=dtype)
+            data[col] = pd.Series(col_values, dtype=dtype)
     return pd.DataFrame(data)
 
 
