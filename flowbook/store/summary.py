@@ -138,7 +138,9 @@ def frame_from_tuples(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     """Build the typed DataFrame from ``row_tuple`` rows."""
     if not rows:
         return frame_from_columns({col: [] for col in COLUMNS})
-    return frame_from_columns(dict(zip(COLUMNS, (list(c) for c in zip(*rows)), strict=True)))
+    return frame_from_columns(
+        dict(zip(COLUMNS, (list(c) for c in zip(*rows, strict=True)), strict=True))
+    )
 
 
 def frame_from_columns(values: dict[str, list[Any]]) -> pd.DataFrame:
