@@ -12,6 +12,7 @@ and ``INTERNAL_ERRORS`` keeps the traceback so the test suite can fail on it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import queue
@@ -71,7 +72,12 @@ class FlowRecorder:
         self._records_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="flowbook-recorder", daemon=True)
         self._idle = threading.Condition()
-        self._pending_ops = 0
+        # Ops are numbered as they are queued (itertools.count is atomic under the GIL, so the
+        # proxy loop takes no lock); wait_idle waits for the ops queued before it, not for an
+        # empty queue, which under steady traffic might never come.
+        self._counter = itertools.count(1)
+        self._queued = 0
+        self._done = 0
         self.on_complete: list[Callable[[LLMFlow], None]] = []
         self.session_provider: Callable[[], str | None] = lambda: None
         self.save_stream_events = True
@@ -140,10 +146,11 @@ class FlowRecorder:
     # ---- kernel side -------------------------------------------------------------------------
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every queued update has been applied (tests and exports use this)."""
+        """Block until every update queued before this call has been applied."""
+        target = self._queued
         deadline = time.monotonic() + timeout
         with self._idle:
-            while self._pending_ops:
+            while self._done < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -161,8 +168,7 @@ class FlowRecorder:
     # ---- worker -----------------------------------------------------------------------------
 
     def _put(self, op: tuple[Any, ...]) -> None:
-        with self._idle:
-            self._pending_ops += 1
+        self._queued = next(self._counter)
         self._q.put(op)
 
     def _run(self) -> None:
@@ -179,9 +185,8 @@ class FlowRecorder:
                 self._mark_parse_error(op[1], "internal error while recording: " + tb[-300:])
             finally:
                 with self._idle:
-                    self._pending_ops -= 1
-                    if not self._pending_ops:
-                        self._idle.notify_all()
+                    self._done += 1
+                    self._idle.notify_all()
 
     def _rec(self, flow_id: str) -> _Record | None:
         with self._records_lock:
