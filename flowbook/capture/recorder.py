@@ -438,7 +438,13 @@ class FlowRecorder:
             if flow.response.usage is not None and flow.response.usage.source == "estimated":
                 flow.response.usage = None
         flow.timestamps.completed = t
-        if cancelled:
+        in_stream = rec.assembler.error if rec.assembler is not None else None
+        if in_stream is not None and in_stream.type != ErrorType.PARSE:
+            # The provider reported an error in the stream and the client (or upstream) hung up
+            # because of it: the provider's error is the cause worth showing.
+            flow.error = in_stream
+            self._finish(rec, FlowState.ERROR)
+        elif cancelled:
             flow.error = FlowError(ErrorType.CANCELLED, message or "client disconnected")
             self._finish(rec, FlowState.CANCELLED)
         else:

@@ -17,6 +17,7 @@ import flowbook as fb
 from flowbook.fake_upstream import FakeUpstream
 from flowbook.model import LLMFlow
 from tests.helpers.fixtures import load_cassette, read_fixture
+from tests.helpers.flows import wait_until_final
 
 pytestmark = pytest.mark.integration
 
@@ -221,6 +222,7 @@ def test_in_stream_error_keeps_partial_text(client: anthropic.Anthropic) -> None
         for text in s.text_stream:  # the error event arrives mid-loop
             received += text
     assert received, "some text arrived before the error"
+    assert wait_until_final()
     flow = only_flow()
     assert flow.state == "error"
     assert flow.response is not None and flow.response.text == received

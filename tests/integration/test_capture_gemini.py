@@ -22,6 +22,7 @@ from flowbook.fake_upstream import FakeUpstream
 from flowbook.model import LLMFlow, Usage
 from flowbook.providers import registry
 from flowbook.providers.base import HOST, RequestView
+from tests.helpers.flows import wait_until_final
 
 pytestmark = pytest.mark.integration
 
@@ -236,6 +237,7 @@ def test_in_stream_error_keeps_partial_text(client: genai.Client) -> None:
             received.append(ch)
     sdk = split_parts(received)
     assert sdk["text"], "some text arrived before the error"
+    assert wait_until_final()
     flow = only_flow()
     assert flow.state == "error"
     assert flow.response is not None and flow.response.text == sdk["text"]
