@@ -427,6 +427,9 @@ class FlowRecorder:
 
     def _on_error(self, rec: _Record, t: float, message: str, cancelled: bool) -> None:
         flow = rec.flow
+        # An error the provider reported in the stream, before the connection broke (finish()
+        # below may add "truncated", which is this hang-up itself, not its cause).
+        in_stream = rec.assembler.error if rec.assembler is not None else None
         if rec.decoder is not None and rec.assembler is not None and not rec.decode_failed:
             try:
                 self._feed_events(rec, rec.decoder.close(t), t)
@@ -438,7 +441,6 @@ class FlowRecorder:
             if flow.response.usage is not None and flow.response.usage.source == "estimated":
                 flow.response.usage = None
         flow.timestamps.completed = t
-        in_stream = rec.assembler.error if rec.assembler is not None else None
         if in_stream is not None and in_stream.type != ErrorType.PARSE:
             # The provider reported an error in the stream and the client (or upstream) hung up
             # because of it: the provider's error is the cause worth showing.
