@@ -146,7 +146,7 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
             f"flows). flowbook: `FlowStore` with its LRU full ({fs['full_flows_in_lru']} full "
             f"flows) + summary rows + the cached DataFrame ({fs['before_frame_bytes_per_flow']:.0f}"
             f" B/flow before `frame()`). One full flowbook flow (with stream events) costs "
-            f"{mem['full']['rss_bytes_per_flow']:.0f} B; the summary row dicts "
+            f"{mem['full']['rss_bytes_per_flow']:.0f} B; the summary row tuples "
             f"{mem['summary_dict_rows_bytes_per_flow']:.0f} B; the DataFrame "
             f"{mem['summary_frame_bytes_per_flow']:.0f} B (`memory_usage(deep=True)`).",
         ]

@@ -14,16 +14,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--upstream", required=True)
     a = ap.parse_args()
-    import os
-
     import flowbook as fb
-
-    if os.environ.get("FLOWBOOK_BENCH_NOGC"):
-        import gc
-
-        gc.disable()
-    if os.environ.get("FLOWBOOK_BENCH_SWITCH"):
-        sys.setswitchinterval(float(os.environ["FLOWBOOK_BENCH_SWITCH"]))
 
     fb.start(port=a.port, mode=f"reverse:{a.upstream}", data_dir=tempfile.mkdtemp())
     print("ready", flush=True)

@@ -7,7 +7,7 @@ after ``gc.collect()``, measured from a baseline taken after imports and a warm-
   one client/server connection pair per 50 flows), which is what mitmweb's view keeps.
 * ``flowstore``: flowbook's ``FlowStore`` after N ``put``s with the LRU full (``lru`` full
   flows) plus its cached summary DataFrame (``frame()``): what a session holds. **P5 ratio.**
-* ``rows``: the summary row dicts alone (as ``FlowStore`` keeps them), and the typed summary
+* ``rows``: the summary row tuples alone (as ``FlowStore`` keeps them), and the typed summary
   DataFrame built from them (its size from ``memory_usage(deep=True)``, exact for Arrow columns).
 * ``full``: ``lru`` full flowbook flows alone, per flow (the price of one LRU slot).
 
@@ -49,7 +49,7 @@ def _warm_up() -> None:
 def case(name: str, n: int, lru: int, seed: int) -> dict[str, Any]:
     """Run one case in this process; RSS growth in bytes per flow kept."""
     from flowbook.store.memory import FlowStore
-    from flowbook.store.summary import frame_from_rows, summary_row
+    from flowbook.store.summary import frame_from_tuples, row_tuple, summary_row
 
     _warm_up()
     base = rss()
@@ -75,13 +75,14 @@ def case(name: str, n: int, lru: int, seed: int) -> dict[str, Any]:
         frame = keep.frame()
         out["frame_bytes_per_flow"] = int(frame.memory_usage(deep=True).sum()) / n
         out["full_flows_in_lru"] = len(keep.flows())
-        # With no widget connected nothing drains the change signal's pending id set.
+        # With no widget connected the change signal keeps nothing.
         out["pending_change_ids"] = len(keep.changed._pending)
     elif name == "rows":
-        keep = [summary_row(llm_flow(s)) for s in specs(n, seed)]
+        # The rows as FlowStore keeps them: one tuple per flow in COLUMNS order.
+        keep = [row_tuple(summary_row(llm_flow(s))) for s in specs(n, seed)]
         rows_rss = rss() - base
         out["rows_bytes_per_flow"] = rows_rss / n
-        frame = frame_from_rows(keep)
+        frame = frame_from_tuples(keep)
         out["frame_bytes_per_flow"] = int(frame.memory_usage(deep=True).sum()) / n
         out["frame_columns"] = len(frame.columns)
     elif name == "full":
@@ -125,7 +126,7 @@ def rows_for_table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          "yes" if r["P5_ratio"] <= 0.5 else "NO"),
         ("P5 summary per flow: DataFrame (Arrow)", f"{frame:.0f} B", "≤ 1 KB",
          "yes" if frame <= 1024 else "NO"),
-        ("P5 summary per flow: FlowStore row dicts", f"{rows:.0f} B", "≤ 1 KB",
+        ("P5 summary per flow: FlowStore row tuples", f"{rows:.0f} B", "≤ 1 KB",
          "yes" if rows <= 1024 else "NO"),
         ("P5 one full flow in memory: flowbook / mitmproxy",
          f"{r['full']['rss_bytes_per_flow'] / 1024:.1f} KB / {mt / 1024:.1f} KB", "-", "-"),
