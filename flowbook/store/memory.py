@@ -139,12 +139,14 @@ class FlowStore:
         excess = len(self._flows) - self.max_flows_in_memory
         if excess <= 0:
             return
-        for fid in list(self._flows):
-            if excess <= 0:
-                break
-            if self._flows[fid].state.is_final:
-                del self._flows[fid]
-                excess -= 1
+        victims = []
+        for fid, flow in self._flows.items():  # oldest first; usually the first one goes
+            if flow.state.is_final:
+                victims.append(fid)
+                if len(victims) == excess:
+                    break
+        for fid in victims:
+            del self._flows[fid]
 
     def get(self, flow_id: str) -> LLMFlow | None:
         with self._lock:
