@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,16 +227,3 @@ def _reset_for_tests() -> None:
         if _runtime is not None:
             _runtime.close()
         _runtime = None
-
-
-def _ids(selection: Any) -> Iterable[str]:
-    if selection is None:
-        return list(flows(include_history=True)["id"])
-    if isinstance(selection, str):
-        return list(flows(selection, include_history=True)["id"])
-    if hasattr(selection, "columns") and "id" in selection.columns:
-        return list(selection["id"])
-    return list(selection)
-
-
-_start_time = time.time()

@@ -25,7 +25,7 @@ WEATHER: dict[str, Any] = {
 }
 
 OPENAI_MODEL = "gpt-4o-mini"
-ANTHROPIC_MODEL = "claude-sonnet-4-5"
+ANTHROPIC_MODEL = "claude-sonnet-4-6"
 GEMINI_MODEL = "gemini-2.5-flash"
 KIRO_MODEL = "claude-sonnet-4.5"
 

@@ -89,10 +89,14 @@ def register(ipython: Any) -> None:
 
     def flowmon(line: str) -> Any:
         try:
-            return run_line(line)
+            result = run_line(line)
         except MagicUsageError as exc:
             print(exc)
             return None
+        if isinstance(result, str):
+            print(result)  # a message, not a value: show it without quotes
+            return None
+        return result
 
     flowmon.__doc__ = USAGE
     ipython.register_magic_function(flowmon, "line", "flowmon")

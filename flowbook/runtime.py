@@ -128,10 +128,8 @@ class Runtime:
         return self.monitor
 
     def _interceptor(self) -> Any:
-        try:
-            from flowbook.intercept import controller_for
-        except ImportError:
-            return None
+        from flowbook.intercept import controller_for
+
         self.interceptor = controller_for(self)
         return self.interceptor
 

@@ -113,12 +113,7 @@ class Monitor:
         in reverse mode its base_url is the proxy. Pass it as ``http_client=`` to SDKs."""
         import httpx
 
-        fwd = self._forward()
-        kwargs.setdefault("verify", self.ssl_context())
-        if fwd is not None:
-            kwargs.setdefault("proxy", fwd.url)
-        else:
-            kwargs.setdefault("base_url", self.proxy_url)
+        self._route(kwargs)
         kwargs.setdefault("timeout", httpx.Timeout(600.0, connect=10.0))
         return httpx.Client(**kwargs)
 
@@ -126,13 +121,17 @@ class Monitor:
         """The async twin of :meth:`httpx_client`."""
         import httpx
 
+        return httpx.AsyncClient(**self._route(kwargs))
+
+    def _route(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Fill in (unless given) the CA to trust and the proxy, or the base URL in reverse mode."""
         fwd = self._forward()
         kwargs.setdefault("verify", self.ssl_context())
         if fwd is not None:
             kwargs.setdefault("proxy", fwd.url)
         else:
             kwargs.setdefault("base_url", self.proxy_url)
-        return httpx.AsyncClient(**kwargs)
+        return kwargs
 
     def __repr__(self) -> str:
         lines = [f"<flowbook Monitor: {len(self._store)} flows, data in {self.data_dir}>"]

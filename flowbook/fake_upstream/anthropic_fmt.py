@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from flowbook.fake_upstream.common import (
     FakeRequest,
     Plan,
     Reply,
+    fresh_id,
     json_reply,
     make_plan,
     padded_json,
@@ -113,9 +113,9 @@ def _usage(p: Plan, output_tokens: int) -> dict[str, Any]:
 
 def messages(req: FakeRequest) -> Reply:
     """``POST /v1/messages`` (``?beta=true`` too), streamed or not."""
-    body = req.json if isinstance(req.json, dict) else {}
+    body = req.json_dict
     model = str(body.get("model", ""))
-    mid = stable_id("msg_01", req.body.decode("utf-8", "replace") + str(time.time()), 22)
+    mid = fresh_id("msg_01", req, 22)
     req_id = stable_id("req_011", mid, 21)
     if model in ERROR_STATUSES:
         status = ERROR_STATUSES[model]

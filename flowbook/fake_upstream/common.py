@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,11 @@ class FakeRequest:
     body: bytes
     json: Any = None
     client_port: int = 0  # the client's source port: equal ports = a reused keep-alive connection
+
+    @property
+    def json_dict(self) -> dict[str, Any]:
+        """The JSON body when it is an object, else an empty dict (formats read it with .get)."""
+        return self.json if isinstance(self.json, dict) else {}
 
     @property
     def target(self) -> str:
@@ -78,6 +84,26 @@ def split_words(text: str) -> list[str]:
 def stable_id(prefix: str, seed: str, n: int = 24) -> str:
     """A deterministic id (same request → same id), shaped like the provider's ids."""
     return prefix + hashlib.sha256(seed.encode()).hexdigest()[:n]
+
+
+def fresh_id(prefix: str, req: FakeRequest, n: int) -> str:
+    """A new response id for ``req``, shaped like the provider's (the clock makes it unique)."""
+    return stable_id(prefix, req.body.decode("utf-8", "replace") + str(time.time()), n)
+
+
+def chat_turn(messages: list[Any]) -> tuple[str | None, str | None]:
+    """(last user text, tool result) of an OpenAI-style message list (Chat, Ollama).
+
+    The tool result is the content of a trailing ``role: tool`` message: the model's turn after
+    a tool call.
+    """
+    tool_result: str | None = None
+    if messages and messages[-1].get("role") == "tool":
+        tool_result = text_of(messages[-1].get("content"))
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return text_of(m.get("content")), tool_result
+    return None, tool_result
 
 
 def reply_text(user_text: str | None, tool_result: str | None = None) -> str:

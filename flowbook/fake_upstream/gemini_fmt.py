@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from flowbook.fake_upstream.common import (
     FakeRequest,
     Plan,
     Reply,
+    fresh_id,
     json_reply,
     make_plan,
     split_words,
@@ -178,14 +178,14 @@ class _Chunks:
 
 def generate(req: FakeRequest) -> Reply:
     """``:generateContent`` and ``:streamGenerateContent`` (SSE with ``alt=sse``, else array)."""
-    body = req.json if isinstance(req.json, dict) else {}
+    body = req.json_dict
     model = model_of(req.path)
     stream = req.path.endswith(":streamGenerateContent")
     headers = {"server-timing": "gfet4t7; dur=42", "Vary": "Origin, X-Origin, Referer"}
     if model in ERROR_STATUSES:
         status = ERROR_STATUSES[model]
         return json_reply(status, error_body(status, model), {**headers})
-    rid = stable_id("", req.body.decode("utf-8", "replace") + str(time.time()), 22)
+    rid = fresh_id("", req, 22)
     chunks = _Chunks(_plan(model, body), rid)
     if not stream:
         h = {**headers, "Content-Type": "application/json; charset=UTF-8"}

@@ -103,7 +103,7 @@ def _events(p: Plan, seed: str) -> Iterator[bytes]:
 
 def generate(req: FakeRequest) -> Reply:
     """``POST /generateAssistantResponse`` or ``POST /`` + ``x-amz-target``."""
-    body = req.json if isinstance(req.json, dict) else {}
+    body = req.json_dict
     request_id = str(uuid.uuid4())
     model = model_id(body) or ""
     if model in ERROR_STATUSES:

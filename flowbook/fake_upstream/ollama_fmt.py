@@ -20,9 +20,9 @@ from flowbook.fake_upstream.common import (
     FakeRequest,
     Plan,
     Reply,
+    chat_turn,
     make_plan,
     split_words,
-    text_of,
 )
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -37,14 +37,7 @@ def _plan(body: dict[str, Any], generate: bool) -> Plan:
     if generate:
         return make_plan(model, str(body.get("prompt", "")), thinking=bool(body.get("think")))
     messages = body.get("messages") or []
-    user_text: str | None = None
-    tool_result: str | None = None
-    if messages and messages[-1].get("role") == "tool":
-        tool_result = text_of(messages[-1].get("content"))
-    for m in reversed(messages):
-        if m.get("role") == "user":
-            user_text = text_of(m.get("content"))
-            break
+    user_text, tool_result = chat_turn(messages)
     names = [t.get("function", {}).get("name", "") for t in body.get("tools") or []]
     return make_plan(
         model,
@@ -69,7 +62,7 @@ def _final_stats(p: Plan) -> dict[str, Any]:
 
 def chat(req: FakeRequest) -> Reply:
     """``POST /api/chat`` or ``/api/generate``."""
-    body = req.json if isinstance(req.json, dict) else {}
+    body = req.json_dict
     model = str(body.get("model", ""))
     generate = req.path == "/api/generate"
     if model in ERROR_STATUSES:

@@ -24,12 +24,13 @@ from flowbook.fake_upstream.common import (
     FakeRequest,
     Plan,
     Reply,
+    chat_turn,
+    fresh_id,
     json_reply,
     make_plan,
     split_words,
     sse,
     stable_id,
-    text_of,
     tokens,
 )
 
@@ -43,7 +44,8 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
 }
 
 
-def _headers(req_id: str) -> dict[str, str]:
+def openai_headers(req_id: str) -> dict[str, str]:
+    """The response headers OpenAI sends with every answer (Responses shares them)."""
     return {"x-request-id": req_id, "openai-processing-ms": "12", "openai-version": "2020-10-01"}
 
 
@@ -51,24 +53,18 @@ def error_reply(status: int, model: str, req_id: str) -> Reply:
     """OpenAI's HTTP error envelope ``{"error": {message, type, param, code}}``."""
     etype, code, msg = _ERRORS[status]
     body = {"error": {"message": msg.format(m=model), "type": etype, "param": None, "code": code}}
-    return json_reply(status, body, _headers(req_id))
+    return json_reply(status, body, openai_headers(req_id))
 
 
-def _obfuscation(seq: int) -> str:
+def obfuscation(seq: int) -> str:
+    """The ``obfuscation`` padding field of a streamed chunk or delta event."""
     # Real values are random padding of varying length; ours vary deterministically.
     return hashlib.md5(str(seq).encode()).hexdigest()[: 3 + seq % 12]
 
 
 def _chat_plan(body: dict[str, Any]) -> Plan:
     messages = body.get("messages") or []
-    user_text: str | None = None
-    tool_result: str | None = None
-    if messages and messages[-1].get("role") == "tool":
-        tool_result = text_of(messages[-1].get("content"))
-    for m in reversed(messages):
-        if m.get("role") == "user":
-            user_text = text_of(m.get("content"))
-            break
+    user_text, tool_result = chat_turn(messages)
     names = [t.get("function", {}).get("name", "") for t in body.get("tools") or []]
     choice = body.get("tool_choice")
     forced: str | bool = choice == "required"
@@ -102,9 +98,9 @@ def _chat_usage(p: Plan) -> dict[str, Any]:
 
 def chat(req: FakeRequest) -> Reply:
     """``POST /v1/chat/completions``, streamed or not."""
-    body = req.json if isinstance(req.json, dict) else {}
+    body = req.json_dict
     model = str(body.get("model", ""))
-    cid = stable_id("chatcmpl-", req.body.decode("utf-8", "replace") + str(time.time()), 29)
+    cid = fresh_id("chatcmpl-", req, 29)
     req_id = stable_id("req_", cid, 32)
     if model in ERROR_STATUSES:
         return error_reply(ERROR_STATUSES[model], model, req_id)
@@ -133,10 +129,10 @@ def chat(req: FakeRequest) -> Reply:
             "service_tier": "default",
             "system_fingerprint": "fp_fake0001",
         }
-        return json_reply(200, out, _headers(req_id))
+        return json_reply(200, out, openai_headers(req_id))
     opts = body.get("stream_options") or {}
     return Reply(
-        headers={**SSE_HEADERS, **_headers(req_id)},
+        headers={**SSE_HEADERS, **openai_headers(req_id)},
         events=_chat_events(p, cid, call_id, opts),
     )
 
@@ -164,7 +160,7 @@ def _chat_events(p: Plan, cid: str, call_id: str, opts: dict[str, Any]) -> Itera
         if include_usage:
             c["usage"] = usage
         if obfuscate:
-            c["obfuscation"] = _obfuscation(seq)
+            c["obfuscation"] = obfuscation(seq)
         return sse(json.dumps(c, separators=(",", ":"), ensure_ascii=False))
 
     if p.tool_name:
@@ -199,12 +195,12 @@ def models(req: FakeRequest) -> Reply:
     data = [
         {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"} for m in MODELS
     ]
-    return json_reply(200, {"object": "list", "data": data}, _headers("req_models"))
+    return json_reply(200, {"object": "list", "data": data}, openai_headers("req_models"))
 
 
 def embeddings(req: FakeRequest) -> Reply:
     """``POST /v1/embeddings``: 8-dim vectors derived from the input text."""
-    body = req.json if isinstance(req.json, dict) else {}
+    body = req.json_dict
     model = str(body.get("model", ""))
     if model in ERROR_STATUSES:
         return error_reply(ERROR_STATUSES[model], model, "req_embed")
@@ -222,4 +218,4 @@ def embeddings(req: FakeRequest) -> Reply:
     n = sum(tokens(t) for t in texts)
     usage = {"prompt_tokens": n, "total_tokens": n}
     out = {"object": "list", "data": data, "model": model, "usage": usage}
-    return json_reply(200, out, _headers("req_embed"))
+    return json_reply(200, out, openai_headers("req_embed"))

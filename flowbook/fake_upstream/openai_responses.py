@@ -19,6 +19,7 @@ from flowbook.fake_upstream.common import (
     FakeRequest,
     Plan,
     Reply,
+    fresh_id,
     json_reply,
     make_plan,
     split_words,
@@ -26,7 +27,7 @@ from flowbook.fake_upstream.common import (
     stable_id,
     text_of,
 )
-from flowbook.fake_upstream.openai_fmt import SSE_HEADERS, _headers, _obfuscation, error_reply
+from flowbook.fake_upstream.openai_fmt import SSE_HEADERS, error_reply, obfuscation, openai_headers
 
 
 def _responses_plan(body: dict[str, Any]) -> Plan:
@@ -58,16 +59,16 @@ def _responses_plan(body: dict[str, Any]) -> Plan:
 
 def responses(req: FakeRequest) -> Reply:
     """``POST /v1/responses``, streamed or not."""
-    body = req.json if isinstance(req.json, dict) else {}
+    body = req.json_dict
     model = str(body.get("model", ""))
-    rid = stable_id("resp_", req.body.decode("utf-8", "replace") + str(time.time()), 48)
+    rid = fresh_id("resp_", req, 48)
     req_id = stable_id("req_", rid, 32)
     if model in ERROR_STATUSES:
         return error_reply(ERROR_STATUSES[model], model, req_id)
     r = ResponsesRenderer(_responses_plan(body), body, rid)
     if not body.get("stream"):
-        return json_reply(200, r.final_response(), _headers(req_id))
-    return Reply(headers={**SSE_HEADERS, **_headers(req_id)}, events=r.events())
+        return json_reply(200, r.final_response(), openai_headers(req_id))
+    return Reply(headers={**SSE_HEADERS, **openai_headers(req_id)}, events=r.events())
 
 
 class ResponsesRenderer:
@@ -166,7 +167,7 @@ class ResponsesRenderer:
                 yield self._ev("response.output_item.added", item=added, output_index=idx)
                 common = {"item_id": item["id"], "output_index": idx}
                 for i, frag in enumerate(TOOL_ARG_FRAGMENTS):
-                    ob = _obfuscation(i)
+                    ob = obfuscation(i)
                     yield self._ev(
                         "response.function_call_arguments.delta",
                         delta=frag,
@@ -191,7 +192,7 @@ class ResponsesRenderer:
             empty = {"type": "summary_text", "text": ""}
             yield self._ev("response.reasoning_summary_part.added", **common, part=empty)
             for i, word in enumerate(split_words(text)):
-                ob = _obfuscation(i)
+                ob = obfuscation(i)
                 yield self._ev(
                     "response.reasoning_summary_text.delta", **common, delta=word, obfuscation=ob
                 )
@@ -211,7 +212,7 @@ class ResponsesRenderer:
                 msg = "The server had an error while processing your request."
                 yield self._ev("error", code="server_error", message=msg, param=None)
                 return
-            ob = _obfuscation(i)
+            ob = obfuscation(i)
             yield self._ev(
                 "response.output_text.delta", **common, delta=word, logprobs=[], obfuscation=ob
             )

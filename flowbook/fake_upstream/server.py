@@ -285,11 +285,11 @@ def gzip_bytes(data: bytes) -> bytes:
 
 
 def _model_of(req: FakeRequest) -> str:
-    body = req.json if isinstance(req.json, dict) else {}
+    body = req.json_dict
     if isinstance(body.get("model"), str):
         return str(body["model"])
     if ":" in req.path and "/models/" in req.path:
-        return req.path.rsplit("/models/", 1)[1].split(":", 1)[0]
+        return gemini_fmt.model_of(req.path)
     return kiro_fmt.model_id(body) or ""
 
 

@@ -1,17 +1,20 @@
 """What the interceptor does to a mitmproxy flow: edit the request, answer it itself (mock,
-block, drop), or replace the response. Runs on the proxy loop, called by the controller.
+block, drop), or replace the response; :func:`apply_decision` carries out what was decided for a
+paused flow. Runs on the proxy loop, called by the controller.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import http
 
 from flowbook.intercept.edit import gemini_model_path, modify_body
 from flowbook.intercept.host import InterceptHost
+from flowbook.intercept.pending import Decision, PendingFlow
 from flowbook.intercept.render import (
     api_of,
     body_from_parts,
@@ -20,7 +23,7 @@ from flowbook.intercept.render import (
     gemini_uses_sse,
 )
 from flowbook.intercept.render_stream import render_stream
-from flowbook.model import ErrorType, FlowError, LLMFlow, LLMResponse
+from flowbook.model import ErrorType, FlowError, FlowState, LLMFlow, LLMResponse
 
 ORIG_REQ_KEY = "flowbook_intercept_orig_request"
 ORIG_RESP_KEY = "flowbook_intercept_orig_response"
@@ -234,3 +237,72 @@ def assemble(flow: http.HTTPFlow, llm: LLMFlow, content: bytes) -> LLMResponse:
     except Exception as exc:  # the editable view is best effort; traffic is unaffected
         out.text = out.text or f"(flowbook could not rebuild this stream: {exc})"
     return out
+
+
+def apply_decision(
+    flow: http.HTTPFlow,
+    llm: LLMFlow,
+    host: InterceptHost,
+    p: PendingFlow,
+    d: Decision,
+    notice: Callable[[str, str, str], Any],
+) -> bool:
+    """Carry out the decision on a paused flow; True when the flow was answered or ended here.
+
+    ``notice(kind, flow_id, message)`` is the controller's notice signal (timeout, released).
+    """
+    kind = d.kind
+    outcome = "resumed"
+    if kind == "timeout":
+        kind = "drop" if p.timeout_action == "drop" else "resume"
+        outcome = f"timeout_{p.timeout_action}"
+        msg = f"Flow {p.id} auto-released after {p.timeout:g}s ({p.timeout_action})"
+        host.notify(msg, level="warning")
+        notice("timeout", p.id, msg)
+    ended = False
+    if kind == "drop":
+        why = (
+            "was not approved within the intercept timeout"
+            if d.kind == "timeout"
+            else "was dropped by flowbook's interceptor"
+        )
+        send_error(flow, llm, host, 400, f"Request {why} (flowbook flow {p.id}).", "dropped")
+        outcome = outcome if d.kind == "timeout" else "dropped"
+        ended = True
+    elif kind == "mock":
+        if p.stage == "response":
+            keep_original_response(flow, llm, host)
+        body = mock_body(llm, d.mock_text, d.mock_body)
+        send_body(flow, llm, body)
+        flow.metadata[OUTCOME_KEY] = outcome = "mocked"
+        host.set_state(llm.id, FlowState.PENDING)
+        if p.stage == "response":
+            host.response_changed(llm.id)
+        ended = True
+    else:
+        if p.stage == "request" and (d.request_body is not None or d.headers):
+            replace_request(flow, llm, host, d.request_body, d.headers)
+            outcome = "edited"
+        elif p.stage == "response" and (d.response_body is not None or d.headers):
+            keep_original_response(flow, llm, host)
+            if d.response_body is not None:
+                status = flow.response.status_code if flow.response else 200
+                send_body(flow, llm, d.response_body, status=status)
+            if d.headers and flow.response is not None:
+                apply_headers(flow.response.headers, d.headers)
+            host.response_changed(llm.id)
+            outcome = "edited"
+        host.set_state(llm.id, FlowState.PENDING)
+    if d.kind != "timeout":
+        notice("released", p.id, f"flow {p.id} {outcome}")
+    host.record_intercept(
+        llm.id,
+        {
+            "stage": p.stage,
+            "reason": p.reason,
+            "paused_at": p.paused_at,
+            "released_at": time.time(),
+            "outcome": outcome,
+        },
+    )
+    return ended

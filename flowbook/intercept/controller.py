@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,7 +262,7 @@ class InterceptController:
         host = host or NullHost()
         flow.metadata[act.LLM_KEY] = llm
         try:
-            await self._request_stage(flow, llm, host)
+            await self._stage(flow, llm, host, "request")
         except Exception as exc:  # interception must never break traffic
             self._internal_error(llm, host, exc)
 
@@ -286,7 +285,7 @@ class InterceptController:
         if llm is None or flow.response is None or flow.metadata.get(act.OUTCOME_KEY):
             return
         try:
-            await self._response_stage(flow, llm, host)
+            await self._stage(flow, llm, host, "response")
         except Exception as exc:
             self._internal_error(llm, host, exc)
 
@@ -296,9 +295,15 @@ class InterceptController:
         self.errors.append(msg)
         host.notify(msg, level="warning")
 
-    async def _request_stage(self, flow: http.HTTPFlow, llm: LLMFlow, host: InterceptHost) -> None:
+    async def _stage(
+        self, flow: http.HTTPFlow, llm: LLMFlow, host: InterceptHost, stage: str
+    ) -> None:
+        """The rules acting at ``stage`` in order, then the breakpoint unless a rule paused.
+
+        Only pause and delay rules ever act at the response stage (see ``Rule.applies``).
+        """
         paused = False
-        for rule in self.rules.matching(llm, "request"):
+        for rule in self.rules.matching(llm, stage):
             host.record_rule(llm.id, rule.id)
             if rule.action == "modify":
                 act.apply_modify(flow, llm, host, rule.params)
@@ -317,27 +322,12 @@ class InterceptController:
                 return
             elif rule.action == "pause":
                 paused = True
-                if await self._pause(flow, llm, host, "request", rule.id, rule.params):
+                if await self._pause(flow, llm, host, stage, rule.id, rule.params):
                     return
         bp = self.breakpoint
-        if not paused and bp is not None and bp.applies(llm, "request"):
+        if not paused and bp is not None and bp.applies(llm, stage):
             params = {"timeout": bp.timeout, "timeout_action": bp.timeout_action}
-            await self._pause(flow, llm, host, "request", "breakpoint", params)
-
-    async def _response_stage(self, flow: http.HTTPFlow, llm: LLMFlow, host: InterceptHost) -> None:
-        paused = False
-        for rule in self.rules.matching(llm, "response"):
-            host.record_rule(llm.id, rule.id)
-            if rule.action == "delay":
-                await asyncio.sleep(rule.params["seconds"])
-            elif rule.action == "pause":
-                paused = True
-                if await self._pause(flow, llm, host, "response", rule.id, rule.params):
-                    return
-        bp = self.breakpoint
-        if not paused and bp is not None and bp.applies(llm, "response"):
-            params = {"timeout": bp.timeout, "timeout_action": bp.timeout_action}
-            await self._pause(flow, llm, host, "response", "breakpoint", params)
+            await self._pause(flow, llm, host, stage, "breakpoint", params)
 
     async def _pause(
         self,
@@ -382,67 +372,6 @@ class InterceptController:
             decision = await p.wait()
         finally:
             self.queue.remove(p.id)
-        ended = self._apply(flow, llm, host, p, decision)
+        ended = act.apply_decision(flow, llm, host, p, decision, self.notice.emit)
         self.changed.emit()
-        return ended
-
-    def _apply(
-        self, flow: http.HTTPFlow, llm: LLMFlow, host: InterceptHost, p: PendingFlow, d: Decision
-    ) -> bool:
-        kind = d.kind
-        outcome = "resumed"
-        if kind == "timeout":
-            kind = "drop" if p.timeout_action == "drop" else "resume"
-            outcome = f"timeout_{p.timeout_action}"
-            msg = f"Flow {p.id} auto-released after {p.timeout:g}s ({p.timeout_action})"
-            host.notify(msg, level="warning")
-            self.notice.emit("timeout", p.id, msg)
-        ended = False
-        if kind == "drop":
-            why = (
-                "was not approved within the intercept timeout"
-                if d.kind == "timeout"
-                else "was dropped in flowbook's intercept panel"
-            )
-            act.send_error(
-                flow, llm, host, 400, f"Request {why} (flowbook flow {p.id}).", "dropped"
-            )
-            outcome = outcome if d.kind == "timeout" else "dropped"
-            ended = True
-        elif kind == "mock":
-            if p.stage == "response":
-                act.keep_original_response(flow, llm, host)
-            body = act.mock_body(llm, d.mock_text, d.mock_body)
-            act.send_body(flow, llm, body)
-            flow.metadata[act.OUTCOME_KEY] = outcome = "mocked"
-            host.set_state(llm.id, FlowState.PENDING)
-            if p.stage == "response":
-                host.response_changed(llm.id)
-            ended = True
-        else:
-            if p.stage == "request" and (d.request_body is not None or d.headers):
-                act.replace_request(flow, llm, host, d.request_body, d.headers)
-                outcome = "edited"
-            elif p.stage == "response" and (d.response_body is not None or d.headers):
-                act.keep_original_response(flow, llm, host)
-                if d.response_body is not None:
-                    status = flow.response.status_code if flow.response else 200
-                    act.send_body(flow, llm, d.response_body, status=status)
-                if d.headers and flow.response is not None:
-                    act.apply_headers(flow.response.headers, d.headers)
-                host.response_changed(llm.id)
-                outcome = "edited"
-            host.set_state(llm.id, FlowState.PENDING)
-        if d.kind != "timeout":
-            self.notice.emit("released", p.id, f"flow {p.id} {outcome}")
-        host.record_intercept(
-            llm.id,
-            {
-                "stage": p.stage,
-                "reason": p.reason,
-                "paused_at": p.paused_at,
-                "released_at": time.time(),
-                "outcome": outcome,
-            },
-        )
         return ended

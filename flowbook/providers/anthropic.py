@@ -30,6 +30,7 @@ from flowbook.providers.base import (
     RequestView,
     framing_for_content_type,
     generic_error,
+    wire_request,
 )
 from flowbook.providers.registry import register
 
@@ -70,14 +71,7 @@ class AnthropicProvider(Provider):
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
         """Map the request body onto LLMRequest; an unparseable body keeps only the basics."""
-        out = LLMRequest(
-            method=req.method,
-            url=req.url,
-            host=req.host,
-            path=req.path,
-            headers=dict(req.headers),
-            body=req.body,
-        )
+        out = wire_request(req)
         body = req.json()
         if isinstance(body, dict):
             parse_messages_body(body, out)

@@ -22,6 +22,7 @@ from flowbook.providers.base import (
     Assembler,
     error_type_for_status,
     parse_arguments,
+    token_count,
     truncated_error,
 )
 
@@ -56,31 +57,26 @@ def anthropic_error(
     )
 
 
-def _count(u: dict[str, Any], key: str) -> int:
-    v = u.get(key)
-    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0
-
-
 def anthropic_usage(u: dict[str, Any]) -> Usage:
     """Anthropic usage in flowbook's meaning: ``input`` includes cache reads and writes."""
-    uncached = _count(u, "input_tokens")
-    write = _count(u, "cache_creation_input_tokens")
-    read = _count(u, "cache_read_input_tokens")
+    uncached = token_count(u, "input_tokens")
+    write = token_count(u, "cache_creation_input_tokens")
+    read = token_count(u, "cache_read_input_tokens")
     otd = u.get("output_tokens_details")
     details: dict[str, Any] = {"input_uncached": uncached}
     cc = u.get("cache_creation")
     if isinstance(cc, dict):
-        details["cache_write_5m"] = _count(cc, "ephemeral_5m_input_tokens")
-        details["cache_write_1h"] = _count(cc, "ephemeral_1h_input_tokens")
+        details["cache_write_5m"] = token_count(cc, "ephemeral_5m_input_tokens")
+        details["cache_write_1h"] = token_count(cc, "ephemeral_1h_input_tokens")
     for key in ("server_tool_use", "service_tier", "inference_geo"):
         if u.get(key) is not None:
             details[key] = u[key]
     return Usage(
         input=uncached + write + read,
-        output=_count(u, "output_tokens"),
+        output=token_count(u, "output_tokens"),
         cache_read=read,
         cache_write=write,
-        reasoning=_count(otd, "thinking_tokens") if isinstance(otd, dict) else 0,
+        reasoning=token_count(otd, "thinking_tokens") if isinstance(otd, dict) else 0,
         source="reported",
         details=details,
     )

@@ -129,6 +129,21 @@ class Provider(ABC):
         return generic_error(status, body)
 
 
+def wire_request(req: RequestView) -> LLMRequest:
+    """An LLMRequest holding only the wire facts of ``req`` (method, URL, headers, body).
+
+    Every provider's ``parse_request`` starts from this and fills in what its body says.
+    """
+    return LLMRequest(
+        method=req.method,
+        url=req.url,
+        host=req.host,
+        path=req.path,
+        headers=dict(req.headers),
+        body=req.body,
+    )
+
+
 def framing_for_content_type(content_type: str) -> str:
     ct = content_type.lower()
     if "text/event-stream" in ct:
@@ -202,6 +217,12 @@ def loads_or_raw(data: bytes | str) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return data
+
+
+def token_count(u: dict[str, Any], key: str) -> int:
+    """A token count from a usage object: numbers only (not bools), anything else is 0."""
+    v = u.get(key)
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0
 
 
 def parse_arguments(raw: str) -> Any:

@@ -33,6 +33,7 @@ from flowbook.providers.base import (
     RequestView,
     framing_for_content_type,
     generic_error,
+    wire_request,
 )
 from flowbook.providers.gemini_assembler import GeminiAssembler, gemini_error, gemini_usage
 from flowbook.providers.registry import register
@@ -104,14 +105,7 @@ class GeminiProvider(Provider):
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
         """Contents → messages, systemInstruction → system; model and stream from the path."""
-        out = LLMRequest(
-            method=req.method,
-            url=req.url,
-            host=req.host,
-            path=req.path,
-            headers=dict(req.headers),
-            body=req.body,
-        )
+        out = wire_request(req)
         body = req.json()
         inner = self._inner(body)
         if isinstance(inner, dict):

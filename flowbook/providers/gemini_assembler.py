@@ -20,7 +20,12 @@ from flowbook.model import (
     ToolCall,
     Usage,
 )
-from flowbook.providers.base import Assembler, error_type_for_status, truncated_error
+from flowbook.providers.base import (
+    Assembler,
+    error_type_for_status,
+    token_count,
+    truncated_error,
+)
 
 # google.rpc status → flowbook's vocabulary.
 _STATUS_TYPES: dict[str, ErrorType] = {
@@ -69,15 +74,10 @@ def gemini_error(err: dict[str, Any], *, status: int | None = None, raw: Any = N
     )
 
 
-def _count(u: dict[str, Any], key: str) -> int:
-    v = u.get(key)
-    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0
-
-
 def gemini_usage(u: dict[str, Any]) -> Usage:
     """``usageMetadata`` in flowbook's meaning: output = candidates + thoughts."""
-    prompt = _count(u, "promptTokenCount") + _count(u, "toolUsePromptTokenCount")
-    thoughts = _count(u, "thoughtsTokenCount")
+    prompt = token_count(u, "promptTokenCount") + token_count(u, "toolUsePromptTokenCount")
+    thoughts = token_count(u, "thoughtsTokenCount")
     details = {
         k: u[k]
         for k in (
@@ -94,8 +94,8 @@ def gemini_usage(u: dict[str, Any]) -> Usage:
     }
     return Usage(
         input=prompt,
-        output=_count(u, "candidatesTokenCount") + thoughts,
-        cache_read=_count(u, "cachedContentTokenCount"),
+        output=token_count(u, "candidatesTokenCount") + thoughts,
+        cache_read=token_count(u, "cachedContentTokenCount"),
         reasoning=thoughts,
         source="reported",
         details=details,

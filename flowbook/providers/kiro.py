@@ -35,6 +35,7 @@ from flowbook.providers.base import (
     Provider,
     RequestView,
     parse_arguments,
+    wire_request,
 )
 from flowbook.providers.kiro_stream import (
     KiroAssembler,
@@ -90,14 +91,7 @@ class KiroProvider(Provider):
         return None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
-        out = LLMRequest(
-            method=req.method,
-            url=req.url,
-            host=req.host,
-            path=req.path,
-            headers=dict(req.headers),
-            body=req.body,
-        )
+        out = wire_request(req)
         target = req.header("x-amz-target")
         if target:
             out.params["operation"] = target.rsplit(".", 1)[-1]

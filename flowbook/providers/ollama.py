@@ -34,6 +34,7 @@ from flowbook.providers.base import (
     framing_for_content_type,
     generic_error,
     parse_arguments,
+    wire_request,
 )
 from flowbook.providers.openai_common import parse_tools
 from flowbook.providers.registry import register
@@ -67,14 +68,7 @@ class OllamaProvider(Provider):
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
         body = req.json()
-        out = LLMRequest(
-            method=req.method,
-            url=req.url,
-            host=req.host,
-            path=req.path,
-            headers=dict(req.headers),
-            body=req.body,
-        )
+        out = wire_request(req)
         if not isinstance(body, dict):
             return out
         out.model = body.get("model") if isinstance(body.get("model"), str) else None

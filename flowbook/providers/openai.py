@@ -29,6 +29,7 @@ from flowbook.providers.base import (
     Detection,
     Provider,
     RequestView,
+    wire_request,
 )
 from flowbook.providers.openai_chat import ChatAssembler, parse_chat_messages
 from flowbook.providers.openai_common import chat_usage, openai_error, parse_tools
@@ -86,14 +87,7 @@ class OpenAIProvider(Provider):
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
         body = req.json()
-        out = LLMRequest(
-            method=req.method,
-            url=req.url,
-            host=req.host,
-            path=req.path,
-            headers=dict(req.headers),
-            body=req.body,
-        )
+        out = wire_request(req)
         if not isinstance(body, dict):
             out.stream = req.query.get("stream", [""])[0] == "true"
             out.model = self.model_from_path(req.path_only)

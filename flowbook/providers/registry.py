@@ -61,8 +61,4 @@ def _ensure_loaded() -> None:
 
     # Order matters for ties: specific formats first, generic OpenAI-compatible last.
     for mod in ("kiro", "bedrock", "anthropic", "gemini", "ollama", "openai"):
-        try:
-            importlib.import_module(f"flowbook.providers.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"flowbook.providers.{mod}":
-                raise
+        importlib.import_module(f"flowbook.providers.{mod}")

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import anthropic
 import pytest
 
 import flowbook as fb
 from flowbook.fake_upstream import FakeUpstream
-from flowbook.model import LLMFlow
 from tests.helpers.fixtures import load_cassette, read_fixture
-from tests.helpers.flows import wait_until_final
+from tests.helpers.flows import only_flow, wait_until_final
 
 pytestmark = pytest.mark.integration
 
@@ -35,27 +33,12 @@ USER: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Say hel
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture
-def client(upstream: FakeUpstream, data_dir: Path) -> Iterator[anthropic.Anthropic]:
-    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
+def client(proxy_url: str) -> Iterator[anthropic.Anthropic]:
     c = anthropic.Anthropic(
-        base_url=mon.proxy_url, api_key="sk-ant-test-abcdef1234567890", max_retries=0
+        base_url=proxy_url, api_key="sk-ant-test-abcdef1234567890", max_retries=0
     )
     yield c
     c.close()
-    fb.stop()
-
-
-def only_flow() -> LLMFlow:
-    assert fb.wait_idle()
-    df = fb.flows()
-    assert len(df) == 1, df
-    return fb.get_flow(df.loc[0, "id"])
 
 
 def sdk_input_tokens(u: anthropic.types.Usage) -> int:

@@ -404,6 +404,13 @@ def run_bad(
     return flow
 
 
+def run_bad_anthropic(proxy: Proxy, chunks: list[bytes | object]) -> LLMFlow:
+    """:func:`run_bad` for a streamed Anthropic Messages call answered with SSE ``chunks``."""
+    return run_bad(
+        proxy, "/v1/messages", ANTHROPIC_REQUEST, ANTHROPIC_HEADERS, {"content-type": SSE}, chunks
+    )
+
+
 @pytest.mark.parametrize("where", ["payload", "prelude"])
 def test_kiro_frame_with_a_flipped_byte(proxy: Proxy, where: str) -> None:
     data = kiro_text()
@@ -458,14 +465,7 @@ def test_kiro_stream_cut_inside_a_frame(proxy: Proxy) -> None:
 def test_sse_stream_cut_by_a_disconnect(proxy: Proxy) -> None:
     data = thinking_sse()
     head = data[: data.index(b"event: content_block_stop")]
-    flow = run_bad(
-        proxy,
-        "/v1/messages",
-        ANTHROPIC_REQUEST,
-        ANTHROPIC_HEADERS,
-        {"content-type": SSE},
-        [head[:700], head[700:], FakeUpstream.DISCONNECT],
-    )
+    flow = run_bad_anthropic(proxy, [head[:700], head[700:], FakeUpstream.DISCONNECT])
     assert flow.state == "error"
     assert flow.error is not None and flow.error.type == "network"
     assert flow.response is not None and flow.response.thinking, "the partial thinking is kept"
@@ -478,14 +478,7 @@ def test_sse_stream_that_ends_early_without_an_error(proxy: Proxy, end: str) -> 
     """The connection closes cleanly, at an event boundary, before ``message_stop``."""
     data = thinking_sse()
     head = data[: data.rindex(f"event: {end}".encode())]  # the last one: after the thinking
-    flow = run_bad(
-        proxy,
-        "/v1/messages",
-        ANTHROPIC_REQUEST,
-        ANTHROPIC_HEADERS,
-        {"content-type": SSE},
-        _wire_chunks(head),
-    )
+    flow = run_bad_anthropic(proxy, _wire_chunks(head))
     assert flow.state == "error" and not flow.metadata.parse_errors
     assert flow.error is not None and flow.error.code == "truncated_stream"
     assert flow.response is not None and flow.response.thinking
@@ -494,14 +487,7 @@ def test_sse_stream_that_ends_early_without_an_error(proxy: Proxy, end: str) -> 
 
 def test_sse_stream_cut_inside_an_event(proxy: Proxy) -> None:
     data = thinking_sse()
-    flow = run_bad(
-        proxy,
-        "/v1/messages",
-        ANTHROPIC_REQUEST,
-        ANTHROPIC_HEADERS,
-        {"content-type": SSE},
-        _wire_chunks(data[:1500]),
-    )
+    flow = run_bad_anthropic(proxy, _wire_chunks(data[:1500]))
     assert any("ended inside an SSE event" in e for e in flow.metadata.parse_errors)
     assert_still_serving(proxy.url)
 

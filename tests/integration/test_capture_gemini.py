@@ -7,7 +7,6 @@ What the client received is the ground truth for text, thoughts, function calls 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from flowbook.fake_upstream import FakeUpstream
 from flowbook.model import LLMFlow, Usage
 from flowbook.providers import registry
 from flowbook.providers.base import HOST, RequestView
-from tests.helpers.flows import wait_until_final
+from tests.helpers.flows import only_flow, wait_until_final
 
 pytestmark = pytest.mark.integration
 
@@ -44,19 +43,6 @@ WEATHER = types.Tool(
 NO_AFC = types.AutomaticFunctionCallingConfig(disable=True)
 
 
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture
-def proxy_url(upstream: FakeUpstream, data_dir: Path) -> Iterator[str]:
-    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
-    yield mon.proxy_url
-    fb.stop()
-
-
 def make_client(proxy_url: str, headers: dict[str, str] | None = None) -> genai.Client:
     return genai.Client(
         api_key=KEY, http_options=types.HttpOptions(base_url=proxy_url, headers=headers)
@@ -66,13 +52,6 @@ def make_client(proxy_url: str, headers: dict[str, str] | None = None) -> genai.
 @pytest.fixture
 def client(proxy_url: str) -> genai.Client:
     return make_client(proxy_url)
-
-
-def only_flow() -> LLMFlow:
-    assert fb.wait_idle()
-    df = fb.flows()
-    assert len(df) == 1, df
-    return fb.get_flow(df.loc[0, "id"])
 
 
 def assert_usage(usage: Usage | None, meta: types.GenerateContentResponseUsageMetadata) -> None:

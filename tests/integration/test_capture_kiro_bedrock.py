@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from flowbook.fake_upstream import FakeUpstream
 from flowbook.model import LLMFlow, StreamEvent
 from flowbook.streams.eventstream import EventStreamDecoder
 from tests.helpers.fixtures import load_cassette, read_fixture
+from tests.helpers.flows import only_flow
 
 pytestmark = pytest.mark.integration
 
@@ -43,26 +43,6 @@ KIRO_TOOL = {
 BEDROCK_MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 BEDROCK_PATH = "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/converse-stream"
 EVENTSTREAM = "application/vnd.amazon.eventstream"
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture
-def proxy_url(upstream: FakeUpstream, data_dir: Path) -> Iterator[str]:
-    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
-    yield mon.proxy_url
-    fb.stop()
-
-
-def only_flow() -> LLMFlow:
-    assert fb.wait_idle()
-    df = fb.flows()
-    assert len(df) == 1, df
-    return fb.get_flow(df.loc[0, "id"])
 
 
 def kiro_body(text: str, model: str = KIRO_MODEL, tools: bool = False) -> dict[str, Any]:

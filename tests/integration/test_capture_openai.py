@@ -6,6 +6,7 @@ calls and usage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -19,7 +20,7 @@ import pytest
 
 import flowbook as fb
 from flowbook.fake_upstream import FakeUpstream
-from flowbook.model import LLMFlow
+from tests.helpers.flows import only_flow, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,27 +45,12 @@ RESPONSES_TOOL = {
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture
-def reverse(upstream: FakeUpstream, data_dir: Path) -> Iterator[openai.OpenAI]:
-    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
+def reverse(proxy_url: str) -> Iterator[openai.OpenAI]:
     client = openai.OpenAI(
-        base_url=mon.proxy_url + "/v1", api_key="sk-test-abcdef1234567890", max_retries=0
+        base_url=proxy_url + "/v1", api_key="sk-test-abcdef1234567890", max_retries=0
     )
     yield client
     client.close()
-    fb.stop()
-
-
-def only_flow() -> LLMFlow:
-    assert fb.wait_idle()
-    df = fb.flows()
-    assert len(df) == 1, df
-    return fb.get_flow(df.loc[0, "id"])
 
 
 def test_start_is_idempotent_and_listens_on_loopback(
@@ -306,27 +292,39 @@ class _GatedSSE(BaseHTTPRequestHandler):
         pass
 
 
-def test_stream_reaches_the_client_event_by_event(data_dir: Path) -> None:
-    gates = [threading.Event() for _ in range(5)]
+@contextlib.contextmanager
+def gated_proxy(data_dir: Path, n: int) -> Iterator[tuple[str, list[threading.Event]]]:
+    """(proxy URL, gates): flowbook in front of a :class:`_GatedSSE` server sending ``n`` events.
+
+    On the way out every gate is opened, so the server thread never waits on a failed test.
+    """
+    gates = [threading.Event() for _ in range(n)]
     _GatedSSE.gates = gates
     server = ThreadingHTTPServer(("127.0.0.1", 0), _GatedSSE)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         mon = fb.start(
             port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}", data_dir=data_dir
         )
+        yield mon.proxy_url, gates
+    finally:
+        for g in gates:
+            g.set()
+        fb.stop()
+        server.shutdown()
+
+
+# The streamed chat request every gated test sends.
+GO = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+
+
+def test_stream_reaches_the_client_event_by_event(data_dir: Path) -> None:
+    with gated_proxy(data_dir, 5) as (url, gates):
         seen = []
         with (
-            httpx.Client(base_url=mon.proxy_url, timeout=5) as c,
-            c.stream(
-                "POST",
-                "/v1/chat/completions",
-                json={
-                    "model": "gpt-4o-mini",
-                    "stream": True,
-                    "messages": [{"role": "user", "content": "go"}],
-                },
-            ) as resp,
+            httpx.Client(base_url=url, timeout=5) as c,
+            c.stream("POST", "/v1/chat/completions", json=GO) as resp,
         ):
             for line in resp.iter_lines():
                 if line.startswith("data: {"):
@@ -337,11 +335,6 @@ def test_stream_reaches_the_client_event_by_event(data_dir: Path) -> None:
         assert flow.response is not None and flow.response.text == "".join(seen)
         times = [e.t for e in flow.response.events]
         assert times == sorted(times) and len(set(times)) > 1
-    finally:
-        for g in gates:
-            g.set()
-        fb.stop()
-        server.shutdown()
 
 
 # ---- bad bodies pass through untouched -------------------------------------------------------
@@ -415,43 +408,11 @@ def pd_na() -> object:
 # ---- lifecycle: streaming, errors mid-stream, cancelled --------------------------------------
 
 
-def _wait_for(pred, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _gated_server(n: int) -> tuple[ThreadingHTTPServer, list[threading.Event]]:
-    gates = [threading.Event() for _ in range(n)]
-    _GatedSSE.gates = gates
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _GatedSSE)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, gates
-
-
 def test_flow_is_streaming_with_growing_text_then_completed(data_dir: Path) -> None:
-    server, gates = _gated_server(3)
-    try:
-        mon = fb.start(
-            port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}", data_dir=data_dir
-        )
+    with gated_proxy(data_dir, 3) as (url, gates):
         with (
-            httpx.Client(base_url=mon.proxy_url, timeout=10) as c,
-            c.stream(
-                "POST",
-                "/v1/chat/completions",
-                json={
-                    "model": "gpt-4o-mini",
-                    "stream": True,
-                    "messages": [{"role": "user", "content": "go"}],
-                },
-            ) as resp,
+            httpx.Client(base_url=url, timeout=10) as c,
+            c.stream("POST", "/v1/chat/completions", json=GO) as resp,
         ):
             lines = resp.iter_lines()
             seen = 0
@@ -472,51 +433,29 @@ def test_flow_is_streaming_with_growing_text_then_completed(data_dir: Path) -> N
                         and f.response.text == want
                     )
 
-                assert _wait_for(live), f"flow not streaming with text {want!r}"
+                assert wait_for(live), f"flow not streaming with text {want!r}"
                 row = fb.flows().iloc[0]
                 assert row["state"] == "streaming" and row["output_tokens"] >= 0
                 gates[seen - 1].set()
         flow = only_flow()
         assert flow.state == "completed"
-    finally:
-        for g in gates:
-            g.set()
-        fb.stop()
-        server.shutdown()
 
 
 def test_client_going_away_cancels_the_flow(data_dir: Path) -> None:
-    server, gates = _gated_server(3)
-    try:
-        mon = fb.start(
-            port=0, mode=f"reverse:http://127.0.0.1:{server.server_port}", data_dir=data_dir
-        )
+    with gated_proxy(data_dir, 3) as (url, _gates):
         with (
-            httpx.Client(base_url=mon.proxy_url, timeout=10) as c,
-            c.stream(
-                "POST",
-                "/v1/chat/completions",
-                json={
-                    "model": "gpt-4o-mini",
-                    "stream": True,
-                    "messages": [{"role": "user", "content": "go"}],
-                },
-            ) as resp,
+            httpx.Client(base_url=url, timeout=10) as c,
+            c.stream("POST", "/v1/chat/completions", json=GO) as resp,
         ):
             for line in resp.iter_lines():
                 if line.startswith("data: {"):
                     break  # leave after the first event: the client goes away
-        assert _wait_for(
+        assert wait_for(
             lambda: len(fb.flows()) == 1 and fb.flows().iloc[0]["state"] == "cancelled"
         ), fb.flows()
         flow = only_flow()
         assert flow.error is not None and flow.error.type == "cancelled"
         assert flow.response is not None and flow.response.text == "w0 "
-    finally:
-        for g in gates:
-            g.set()
-        fb.stop()
-        server.shutdown()
 
 
 def test_upstream_dying_midstream_is_an_error_with_partial_text(
@@ -533,7 +472,7 @@ def test_upstream_dying_midstream_is_an_error_with_partial_text(
         for chunk in stream:
             if chunk.choices:
                 got += chunk.choices[0].delta.content or ""
-    assert _wait_for(lambda: fb.flows().iloc[0]["state"] == "error")
+    assert wait_for(lambda: fb.flows().iloc[0]["state"] == "error")
     flow = only_flow()
     assert flow.error is not None and flow.error.type in ("network", "server_error")
     assert (

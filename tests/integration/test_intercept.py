@@ -26,12 +26,6 @@ MSG = [{"role": "user", "content": "What is the weather?"}]
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture
 def client(upstream: FakeUpstream, data_dir: Path) -> Iterator[openai.OpenAI]:
     ctl = get_controller()
     ctl.breakpoint = None

@@ -17,7 +17,9 @@ from flowbook.magics import MagicUsageError, run_line
 pytestmark = pytest.mark.integration
 
 
-def test_load_ext_registers_flowmon_and_drives_the_proxy(data_dir: Path) -> None:
+def test_load_ext_registers_flowmon_and_drives_the_proxy(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ip = get_ipython()
     ip.run_line_magic("load_ext", "flowbook")
     assert "flowmon" in ip.magics_manager.magics["line"]
@@ -40,7 +42,8 @@ def test_load_ext_registers_flowmon_and_drives_the_proxy(data_dir: Path) -> None
             df = ip.run_line_magic("flowmon", "flows model:gpt-4o")
             assert list(df["preview"]) == ["magic"]
         finally:
-            assert ip.run_line_magic("flowmon", "stop") == "flowbook stopped"
+            assert ip.run_line_magic("flowmon", "stop") is None
+            assert capsys.readouterr().out.strip().endswith("flowbook stopped")
     assert fb.monitor() is None
 
 
