@@ -63,6 +63,9 @@ def proxy_rows(r: dict[str, Any]) -> list[Row]:
         ("P2 SSE TTFT p50 flowbook vs direct", f"{p2_ms:.1f} ms ({r['P2_ttft_ratio']:.3f}x)",
          f"≤ {r['P2_target_ms']:.1f} ms (1.05x + 1 ms)",
          "yes" if p2_ms <= r["P2_target_ms"] else "NO"),
+        ("P2 context: SSE TTFT p50 direct / bare mitmproxy / flowbook",
+         f"{r['direct']['sse_ttft_p50_ms']:.1f} / {r['bare']['sse_ttft_p50_ms']:.1f} / "  # type: ignore[index]
+         f"{p2_ms:.1f} ms", "-", "-"),
         ("P2 SSE body captured byte-identical", str(r["P2_body_identical"]), "True",
          "yes" if r["P2_body_identical"] else "NO"),
     ]  # fmt: skip
