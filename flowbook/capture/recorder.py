@@ -507,19 +507,12 @@ class FlowRecorder:
 
 
 def _mask_bodies(flow: LLMFlow) -> None:
-    """Key-shaped strings in bodies are masked at rest (DESIGN §8)."""
-    from flowbook.redact import mask_text
+    """Key-shaped strings in bodies are masked at rest (DESIGN §8); JSON stays valid."""
+    from flowbook.redact import DEFAULT
 
     for holder in (flow.request, flow.response):
-        if holder is None or not holder.body:
-            continue
-        try:
-            text = holder.body.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-        masked = mask_text(text)
-        if masked != text:
-            holder.body = masked.encode("utf-8")
+        if holder is not None and holder.body:
+            holder.body = DEFAULT.mask_body(holder.body)
 
 
 def _safe(fn: Callable[[], Any]) -> Any:
