@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
 BUNDLE := flowbook/static/intercept_panel.js
-WIDGET_SRC := $(shell find widgets/src -type f 2>/dev/null) widgets/build.mjs widgets/package-lock.json
+WIDGET_SRC := $(shell find widgets/src widgets/node -type f 2>/dev/null) widgets/build.mjs widgets/package-lock.json
 
 .PHONY: setup demo lab test lint bench clean chromium
 
@@ -50,4 +50,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) widgets/node_modules flowbook/static/*.js flowbook/static/*.css
+	rm -rf $(VENV) widgets/node_modules flowbook/static/*.js flowbook/static/*.css flowbook/static/node

@@ -11,16 +11,24 @@
 import * as esbuild from "esbuild";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import fs from "node:fs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dev = process.argv.includes("--dev");
 const watch = process.argv.includes("--watch");
 
-// Add later widgets (table, detail, diff, dashboard) here.
-const entries = ["intercept_panel"];
+// Every top-level src/<name>.js is a widget entry (src/shared/ holds what they share).
+const jsIn = (dir) =>
+  fs.existsSync(dir)
+    ? fs.readdirSync(dir).filter((f) => f.endsWith(".js")).map((f) => path.join(dir, f))
+    : [];
+const entries = jsIn(path.join(here, "src"));
+// Every top-level node/<name>.js is a Node.js preload (e.g. routing fetch through the proxy),
+// bundled with its npm dependencies into flowbook/static/node/<name>.mjs.
+const nodeEntries = jsIn(path.join(here, "node"));
 
 const options = {
-  entryPoints: entries.map((name) => path.join(here, "src", `${name}.js`)),
+  entryPoints: entries,
   outdir: path.join(here, "..", "flowbook", "static"),
   bundle: true,
   format: "esm",
@@ -32,9 +40,24 @@ const options = {
   logLevel: "info",
 };
 
+const nodeOptions = {
+  entryPoints: nodeEntries,
+  outdir: path.join(here, "..", "flowbook", "static", "node"),
+  outExtension: { ".js": ".mjs" },
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  minify: !dev,
+  // Bundled CommonJS dependencies (undici) call require() on Node built-ins.
+  banner: { js: "import { createRequire as __fbCreateRequire } from 'node:module'; const require = __fbCreateRequire(import.meta.url);" },
+  logLevel: "info",
+};
+
 if (watch) {
   const ctx = await esbuild.context(options);
   await ctx.watch();
 } else {
   await esbuild.build(options);
+  if (nodeEntries.length) await esbuild.build(nodeOptions);
 }
