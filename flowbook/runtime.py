@@ -205,7 +205,7 @@ class Runtime:
         page_size: int,
         include_history: bool,
     ) -> pd.DataFrame:
-        from flowbook.store.summary import COLUMNS
+        from flowbook.schema import COLUMNS
 
         if sort_order not in SORT_ORDERS:
             raise ValueError(f"sort_order must be 'asc' or 'desc', got {sort_order!r}")

@@ -1,7 +1,7 @@
 """The parsed form of a filter: a small tree of boolean nodes over terms.
 
 Terms come in two kinds. *Summary terms* (``TextTerm``, ``NumTerm``, ``FlagTerm``) read only the
-columns of the summary DataFrame (``flowbook.store.summary.COLUMNS``), so the vectorised
+columns of the summary DataFrame (``flowbook.schema.COLUMNS``), so the vectorised
 evaluator answers them with pandas/numpy. ``FlowTerm`` needs the full flow (bodies, headers,
 message text, tool names); a store answers it through a ``FlowSource``.
 """

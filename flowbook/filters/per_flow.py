@@ -12,7 +12,7 @@ from flowbook.filters.ast import And, Const, FlagTerm, FlowTerm, Node, Not, NumT
 from flowbook.filters.fields import FLAGS, row_number, row_text, tag_list
 from flowbook.filters.matchers import TextMatcher
 from flowbook.model import LLMFlow
-from flowbook.store.summary import summary_row
+from flowbook.schema import summary_row
 
 _ASSET_TYPES = TextMatcher(
     "regex",

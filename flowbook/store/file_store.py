@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -25,8 +26,10 @@ import pandas as pd
 
 from flowbook.model import FlowAnnotations, LLMFlow
 from flowbook.store import index, journal, recovery, retention, snapshot
-from flowbook.store.records import IMPORTED_AT, Record, dumps_line, flow_from_json, record_for
+from flowbook.store.records import IMPORTED_AT, Record, flow_from_json, flow_line, record_for
 from flowbook.store.segments import SegmentWriter, read_line
+
+log = logging.getLogger(__name__)
 
 STORE_DIR = "flows"
 INDEX_FILE = "index.sqlite"
@@ -61,6 +64,8 @@ class FileStore:
         self._read.create_function("fb_contains", 2, _contains, deterministic=True)
         self._writer = SegmentWriter(self.root, segment_max_bytes, clock)
         self._seg_ids: dict[str, int] = {}
+        # Called with the ids that left the store (retention, remove), after the fact.
+        self.on_removed: list[Callable[[set[str]], None]] = []
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -172,7 +177,7 @@ class FileStore:
         return flow
 
     def summary_frame(self) -> pd.DataFrame:
-        """One typed summary row per stored flow (``summary.COLUMNS``), in storage order."""
+        """One typed summary row per stored flow (``flowbook.schema.COLUMNS``), in storage order."""
         with self._rlock:
             self._check_open()
             frame = snapshot.read_summary(self._read, self.root)
@@ -222,38 +227,67 @@ class FileStore:
         """Remove flows older than ``retention_days`` (from capture or import); return count.
 
         Only expired flows go: segments holding newer ones are rewritten without the expired
-        lines, and the index, FTS and annotation journal are updated in step.
+        lines, and the index, FTS and annotation journal are updated in step. Every
+        ``on_removed`` callback gets the set of ids that went.
         """
         if retention_days < 0:
             raise ValueError("retention_days must be >= 0")
         cutoff = (self.clock() if now is None else now) - retention_days * 86400.0
-        removed = 0
         with self._lock:
             self._check_open()
             by_seg = retention.expired_by_segment(self._conn, cutoff)
-            expired_ids = {
+            candidates = {
                 r[0]
                 for r in self._conn.execute("SELECT id FROM flows WHERE retain_from < ?", (cutoff,))
             }
-            active = self._writer.active
-            if active is not None and self._seg_ids.get(active) in by_seg:
-                self._writer.rotate()  # our own lock on it would block the rewrite
-            for seg, fids in by_seg.items():
-                removed += retention.rewrite_segment(
-                    self._conn, self.root, seg, fids, self.recovery_report
-                )
-            self._seg_ids = {p: s for p, s in self._seg_ids.items() if s not in by_seg}
-            if removed:
-                live = {r[0] for r in self._conn.execute("SELECT id FROM flows")}
-                gone = expired_ids - live
-                # Annotations of removed flows go; those of flows not stored yet stay a while.
-                size = journal.compact(
-                    self.root, lambda i, t: i in live or (i not in gone and t >= cutoff)
-                )
-                self._conn.execute("BEGIN")
-                self._conn.executemany("DELETE FROM annotations WHERE id=?", [(i,) for i in gone])
-                index.meta_set(self._conn, "journal_bytes", str(size))
-                self._conn.execute("COMMIT")
+            # Annotations of removed flows go; those of flows not stored yet stay a while.
+            return self._drop(by_seg, candidates, lambda i, t, gone: i not in gone and t >= cutoff)
+
+    def remove(self, ids: Iterable[str]) -> int:
+        """Delete these flows (lines, index rows, FTS rows, annotations); return how many went."""
+        wanted = set(ids)
+        with self._lock:
+            self._check_open()
+            by_seg: dict[int, set[int]] = {}
+            candidates: set[str] = set()
+            for flow_id in wanted:
+                for fid, seg in self._conn.execute(
+                    "SELECT fid, seg FROM flows WHERE id=?", (flow_id,)
+                ):
+                    by_seg.setdefault(seg, set()).add(fid)
+                    candidates.add(flow_id)
+            return self._drop(by_seg, candidates, lambda i, t, gone: i not in wanted)
+
+    def _drop(
+        self,
+        by_seg: dict[int, set[int]],
+        candidates: set[str],
+        keep_annotation: Callable[[str, float, set[str]], bool],
+    ) -> int:
+        # Caller holds self._lock.
+        removed = 0
+        active = self._writer.active
+        if active is not None and self._seg_ids.get(active) in by_seg:
+            self._writer.rotate()  # our own lock on it would block the rewrite
+        for seg, fids in by_seg.items():
+            removed += retention.rewrite_segment(
+                self._conn, self.root, seg, fids, self.recovery_report
+            )
+        self._seg_ids = {p: s for p, s in self._seg_ids.items() if s not in by_seg}
+        if not removed:
+            return 0
+        live = {r[0] for r in self._conn.execute("SELECT id FROM flows")}
+        gone = candidates - live
+        size = journal.compact(self.root, lambda i, t: i in live or keep_annotation(i, t, gone))
+        self._conn.execute("BEGIN")
+        self._conn.executemany("DELETE FROM annotations WHERE id=?", [(i,) for i in gone])
+        index.meta_set(self._conn, "journal_bytes", str(size))
+        self._conn.execute("COMMIT")
+        for callback in list(self.on_removed):
+            try:
+                callback(set(gone))
+            except Exception:  # a listener's bug must not undo a finished removal
+                log.exception("on_removed callback failed")
         return removed
 
     def import_jsonl(self, path: Path | str) -> list[str]:
@@ -297,7 +331,7 @@ class FileStore:
             for flow_id in self.ids() if ids is None else ids:
                 flow = self.get(flow_id)
                 if flow is not None:
-                    f.write(dumps_line(flow.to_dict()))
+                    f.write(flow_line(flow))
         return path
 
     # -- lifecycle -------------------------------------------------------------------------

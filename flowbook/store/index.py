@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flowbook.model import FlowAnnotations
-from flowbook.store.summary import COLUMNS
+from flowbook.schema import COLUMNS
 
 SCHEMA_VERSION = "1"
 SUMMARY_COLUMNS = list(COLUMNS)

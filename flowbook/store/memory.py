@@ -1,88 +1,25 @@
 """The in-memory flow store: full flows in an LRU, a summary row for every flow, a change signal.
 
 Thread-safe: the recorder thread writes, the kernel thread reads. Readers get the typed summary
-DataFrame built lazily once per revision; widgets subscribe to a coalesced change signal instead
-of reacting per update.
+DataFrame built lazily once per revision; widgets subscribe to the coalesced ``changed`` signal
+(``flowbook.store.changes``) instead of reacting per update. The disk and in-progress flows are
+the façade's business (``flowbook.store.facade.Store``).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
 from flowbook.model import FlowAnnotations, LLMFlow
-from flowbook.store.summary import COLUMNS, frame_from_tuples, row_tuple, summary_row
+from flowbook.schema import COLUMNS, frame_from_tuples, row_tuple, summary_row
+from flowbook.store.changes import ADDED, REMOVED, UPDATED, ChangeFeed
 
 _POS = {name: i for i, name in enumerate(COLUMNS)}
-
-Listener = Callable[[set[str]], None]
-
-
-class ChangeSignal:
-    """Coalesces many store updates into at most ``max_rate`` callbacks per second.
-
-    Listeners run on a small dispatcher thread, never on the proxy or recorder thread, and get the
-    set of flow ids that changed since their last call.
-    """
-
-    def __init__(self, max_rate: float = 4.0) -> None:
-        self._interval = 1.0 / max_rate
-        self._listeners: list[Listener] = []
-        self._pending: set[str] = set()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def connect(self, listener: Listener) -> Listener:
-        with self._cond:
-            self._listeners.append(listener)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="flowbook-change-signal", daemon=True
-                )
-                self._thread.start()
-        return listener
-
-    def disconnect(self, listener: Listener) -> None:
-        with self._cond:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-    def emit(self, flow_id: str) -> None:
-        if not self._listeners:
-            return  # nobody listens: keep nothing (the pending set would only grow)
-        with self._cond:
-            self._pending.add(flow_id)
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                batch, self._pending = self._pending, set()
-                listeners = list(self._listeners)
-            for listener in listeners:
-                try:
-                    listener(batch)
-                except Exception:  # a broken widget must not stop the others
-                    import logging
-
-                    logging.getLogger(__name__).exception("change listener failed")
-            time.sleep(self._interval)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
 
 class FlowStore:
     """Flows of this process: full flows LRU-bounded, summary rows for all of them."""
@@ -99,9 +36,7 @@ class FlowStore:
         # Rows changed since the cached frame was built; frame() rebuilds only those.
         self._dirty: set[str] = set()
         self._full_rebuild = True
-        self.changed = ChangeSignal()
-        # Set by the API when a file store backs this store: reads evicted flows back.
-        self.loader: Callable[[str], LLMFlow | None] | None = None
+        self.changed = ChangeFeed()
 
     @property
     def revision(self) -> int:
@@ -117,22 +52,24 @@ class FlowStore:
         """Insert or update a flow (and its summary row)."""
         row = row_tuple(summary_row(flow))
         with self._lock:
+            kind = UPDATED if flow.id in self._rows else ADDED
             self._flows[flow.id] = flow
             self._flows.move_to_end(flow.id)
             self._rows[flow.id] = row
             self._revision += 1
             self._dirty.add(flow.id)
             self._evict()
-        self.changed.emit(flow.id)
+        self.changed.record(kind, flow.id)
 
     def touch(self, flow: LLMFlow) -> None:
         """Refresh the summary row of a flow already in the store (cheap; for live updates)."""
         row = row_tuple(summary_row(flow))
         with self._lock:
+            kind = UPDATED if flow.id in self._rows else ADDED
             self._rows[flow.id] = row
             self._revision += 1
             self._dirty.add(flow.id)
-        self.changed.emit(flow.id)
+        self.changed.record(kind, flow.id)
 
     def _evict(self) -> None:
         # Never evict a flow still in progress: its recorder holds it and would lose updates.
@@ -149,14 +86,12 @@ class FlowStore:
             del self._flows[fid]
 
     def get(self, flow_id: str) -> LLMFlow | None:
+        """The full flow if it is still in memory (the LRU), else None."""
         with self._lock:
             flow = self._flows.get(flow_id)
             if flow is not None:
                 self._flows.move_to_end(flow_id)
-                return flow
-        if self.loader is not None:
-            return self.loader(flow_id)
-        return None
+            return flow
 
     def in_memory(self, flow_id: str) -> bool:
         with self._lock:
@@ -181,7 +116,7 @@ class FlowStore:
                 )
             self._revision += 1
             self._dirty.add(flow_id)
-        self.changed.emit(flow_id)
+        self.changed.record(UPDATED, flow_id)
 
     def update_row(self, flow_id: str, **values: Any) -> None:
         with self._lock:
@@ -190,7 +125,7 @@ class FlowStore:
             self._set_cells(flow_id, **values)
             self._revision += 1
             self._dirty.add(flow_id)
-        self.changed.emit(flow_id)
+        self.changed.record(UPDATED, flow_id)
 
     def _set_cells(self, flow_id: str, **values: Any) -> None:
         cells = list(self._rows[flow_id])
@@ -236,17 +171,28 @@ class FlowStore:
             self._frame, self._frame_rev = frame, rev
         return frame
 
-    def remove(self, ids: Iterable[str]) -> None:
+    def remove(self, ids: Iterable[str]) -> set[str]:
+        """Forget these flows (full flow and summary row); returns the ids that were here."""
+        gone: set[str] = set()
         with self._lock:
             for fid in ids:
                 self._flows.pop(fid, None)
-                self._rows.pop(fid, None)
+                if self._rows.pop(fid, None) is not None:
+                    gone.add(fid)
             self._revision += 1
             self._full_rebuild = True
+        if gone:
+            self.changed.record(REMOVED, gone)
+        return gone
 
-    def clear(self) -> None:
+    def clear(self) -> set[str]:
+        """Forget every flow; returns the ids that were here."""
         with self._lock:
+            gone = set(self._rows)
             self._flows.clear()
             self._rows.clear()
             self._revision += 1
             self._full_rebuild = True
+        if gone:
+            self.changed.record(REMOVED, gone)
+        return gone

@@ -1,4 +1,9 @@
-"""Turning a flow into what the file store writes: its JSONL line, index row and search text."""
+"""Turning a flow into what the file store writes: its JSONL line, index row and search text.
+
+A stored line is ``{"v": FLOW_LINE_VERSION, ...LLMFlow.to_dict()}``. Lines written before the
+version field existed (and the reference's ``{"flow": {...}}`` wrapper) read back unchanged:
+``flow_from_json`` treats a missing ``"v"`` as version 0, whose layout is version 1's.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowbook.model import LLMFlow
-from flowbook.store.summary import summary_row
+from flowbook.schema import FLOW_LINE_VERSION, summary_row
 
 IMPORTED_AT = "imported_at"  # metadata.extra key set by import_jsonl
 
@@ -30,6 +35,11 @@ def dumps_line(d: dict[str, Any]) -> bytes:
         )
         + b"\n"
     )
+
+
+def flow_line(flow: LLMFlow) -> bytes:
+    """The versioned JSONL line that stores ``flow``."""
+    return dumps_line({"v": FLOW_LINE_VERSION, **flow.to_dict()})
 
 
 def search_texts(flow: LLMFlow) -> tuple[str, str]:
@@ -62,7 +72,7 @@ def record_for(flow: LLMFlow, line: bytes | None = None) -> Record:
     imported = flow.metadata.extra.get(IMPORTED_AT)
     retain_from = float(imported) if isinstance(imported, int | float) else float(row["timestamp"])
     if line is None:
-        line = dumps_line(flow.to_dict())
+        line = flow_line(flow)
     return Record(flow.id, line, row, req, resp, retain_from)
 
 
@@ -76,10 +86,19 @@ def parse_line(data: bytes) -> LLMFlow | None:
 
 
 def flow_from_json(d: Any) -> LLMFlow | None:
-    """A flow from a decoded JSON value: a flow dict or ``{"flow": {...}}``; else None."""
+    """A flow from a decoded JSON value: a (versioned or unversioned) flow dict or
+    ``{"flow": {...}}``; None for anything else. A line from a newer flowbook is read as the
+    newest layout this one knows (it fails to None only if that layout does not fit)."""
     if isinstance(d, dict) and "flow" in d and isinstance(d["flow"], dict):
         d = d["flow"]
-    if not isinstance(d, dict) or not isinstance(d.get("id"), str) or "request" not in d:
+    if not isinstance(d, dict):
+        return None
+    version = d.get("v", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None
+    if "v" in d:
+        d = {k: v for k, v in d.items() if k != "v"}
+    if not isinstance(d.get("id"), str) or "request" not in d:
         return None
     try:
         return LLMFlow.from_dict(d)

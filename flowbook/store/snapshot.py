@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from flowbook.store import index
-from flowbook.store.columnar import frame_from_columns
+from flowbook.schema import frame_from_columns
 
 SNAPSHOT = "summary.arrow"
 REFRESH_ROWS = 50_000  # rewrite the snapshot once this many rows are read from SQLite

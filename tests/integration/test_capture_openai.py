@@ -198,7 +198,7 @@ def test_dataframe_columns_and_dtypes(reverse: openai.OpenAI) -> None:
         )
     fb.wait_idle()
     df = fb.flows()
-    from flowbook.store.summary import COLUMNS
+    from flowbook.schema import COLUMNS
 
     assert list(df.columns) == list(COLUMNS)
     assert str(df["timestamp"].dtype) == "datetime64[ns, UTC]"

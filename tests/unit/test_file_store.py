@@ -28,7 +28,7 @@ from flowbook.model import (
     Usage,
 )
 from flowbook.store.file_store import FileStore
-from flowbook.store.summary import frame_from_rows, summary_row
+from flowbook.schema import frame_from_rows, summary_row
 
 DAY = 86400.0
 

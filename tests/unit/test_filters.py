@@ -26,7 +26,7 @@ from flowbook.model import (
     ToolCall,
     Usage,
 )
-from flowbook.store.summary import frame_from_rows, summary_row
+from flowbook.schema import frame_from_rows, summary_row
 
 
 def make_flow(

@@ -25,7 +25,7 @@ from flowbook.model import (
     ToolCall,
     Usage,
 )
-from flowbook.store.summary import frame_from_rows, summary_row
+from flowbook.schema import frame_from_rows, summary_row
 
 WORDS = ["gpt-4o", "GPT-4o-mini", "claude-sonnet-4", "gemini-2.5-pro", "o3", "x", "Ünïcode", "a b"]
 HOSTS = ["api.openai.com", "api.anthropic.com", "localhost", "generativelanguage.googleapis.com"]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from flowbook.model import FlowState, LLMFlow, LLMRequest, LLMResponse, Usage
 from flowbook.store.memory import FlowStore
-from flowbook.store.summary import frame_from_rows, summary_row
+from flowbook.schema import frame_from_rows, summary_row
 
 
 def flow(i: int, state: FlowState = FlowState.COMPLETED) -> LLMFlow:

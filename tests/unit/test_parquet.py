@@ -20,7 +20,7 @@ from flowbook.model import (
     Part,
     Usage,
 )
-from flowbook.store.summary import frame_from_rows, summary_row
+from flowbook.schema import frame_from_rows, summary_row
 
 DAY0 = 1_700_000_000.0  # 2023-11-14 22:13 UTC
 

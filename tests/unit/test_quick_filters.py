@@ -9,7 +9,7 @@ import pytest
 
 from flowbook.filters import FilterError, MemoryFlowSource, parse
 from flowbook.filters.quick import PRESETS, QuickFilters
-from flowbook.store.summary import frame_from_rows, summary_row
+from flowbook.schema import frame_from_rows, summary_row
 from tests.unit.test_filters import FLOWS
 
 

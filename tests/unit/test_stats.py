@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from flowbook.analysis.stats import STAT_COLUMNS, stats
-from flowbook.store.summary import frame_from_rows
+from flowbook.schema import frame_from_rows
 
 T0 = 1_718_000_000.0  # 2024-06-10 06:13:20 UTC
 
