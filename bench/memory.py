@@ -48,8 +48,8 @@ def _warm_up() -> None:
 
 def case(name: str, n: int, lru: int, seed: int) -> dict[str, Any]:
     """Run one case in this process; RSS growth in bytes per flow kept."""
-    from flowbook.store.memory import FlowStore
     from flowbook.schema import frame_from_tuples, row_tuple, summary_row
+    from flowbook.store.memory import FlowStore
 
     _warm_up()
     base = rss()

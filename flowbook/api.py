@@ -1,8 +1,11 @@
-"""flowbook's public API (DESIGN §3): ``import flowbook as fb`` exposes these names."""
+"""flowbook's public API: ``import flowbook as fb`` exposes these names.
+
+Each one is a thin wrapper over the current workspace (``flowbook.workspace.current()``): its
+store, settings, capture runtime and intercept controller. See docs/architecture.md.
+"""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +15,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from flowbook.capture.monitor import Monitor
-    from flowbook.runtime import Runtime
+    from flowbook.store.facade import Store
+    from flowbook.workspace import Workspace
 
 __all__ = [
     "bookmark",
@@ -27,34 +31,17 @@ __all__ = [
     "tag",
 ]
 
-_lock = threading.RLock()
-_runtime: Runtime | None = None
 
+def _ws(data_dir: str | Path | None = None) -> Workspace:
+    """The current workspace (``flowbook.workspace.current``)."""
+    from flowbook.workspace import current
 
-def _rt(data_dir: str | Path | None = None) -> Runtime:
-    """The runtime (store, recorder, file store) of the current data dir."""
-    global _runtime
-    from flowbook.config import resolve_data_dir
-    from flowbook.runtime import Runtime
-
-    with _lock:
-        wanted = resolve_data_dir(data_dir) if data_dir is not None else None
-        if _runtime is not None and (wanted is None or _runtime.data_dir == wanted):
-            return _runtime
-        if _runtime is not None:
-            if _runtime.monitor is not None and _runtime.monitor.running:
-                raise RuntimeError(
-                    f"flowbook is capturing into {_runtime.data_dir}; call fb.stop() before "
-                    f"switching to {wanted}"
-                )
-            _runtime.close()
-        _runtime = Runtime(wanted or resolve_data_dir(None))
-        return _runtime
+    return current(data_dir)
 
 
 def start(
-    port: int = 8080,
-    host: str = "127.0.0.1",
+    port: int | None = None,
+    host: str | None = None,
     mode: str | list[str] = "regular",
     data_dir: str | Path | None = None,
     **options: Any,
@@ -62,34 +49,34 @@ def start(
     """Start capturing: mitmproxy in a background thread, flows into the store.
 
     ``mode`` is any mitmproxy mode spec or a list of them (``"regular"``,
-    ``"reverse:https://api.openai.com"``, ``"upstream:http://corp:3128"``). ``port=0`` picks a
-    free port. Extra keyword options go to mitmproxy (e.g. ``ssl_insecure=True``). Idempotent: a
-    second call returns the running monitor.
+    ``"reverse:https://api.openai.com"``, ``"upstream:http://corp:3128"``). ``port`` and
+    ``host`` default to the ``listen_port`` (8080) and ``listen_host`` (127.0.0.1) settings;
+    ``port=0`` picks a free port. Extra keyword options go to mitmproxy (e.g.
+    ``ssl_insecure=True``). Idempotent: a second call returns the running monitor.
     """
-    with _lock:
-        rt = _rt(data_dir)
-        return rt.start(port=port, host=host, mode=mode, options=options)
+    return _ws(data_dir).start(port, host, mode, **options)
 
 
 def stop() -> None:
     """Stop the proxy (flows stay in the store and on disk)."""
-    with _lock:
-        if _runtime is not None:
-            _runtime.stop()
+    from flowbook.workspace import existing
+
+    ws = existing()
+    if ws is not None:
+        ws.stop()
 
 
 def monitor() -> Monitor | None:
     """The running Monitor, or None."""
-    rt = _runtime
-    if rt is None or rt.monitor is None or not rt.monitor.running:
-        return None
-    return rt.monitor
+    from flowbook.workspace import existing
+
+    ws = existing()
+    return None if ws is None else ws.monitor
 
 
 def status() -> dict[str, Any]:
     """Running state, addresses, counts, data dir and recovery notes, as a dict."""
-    rt = _rt()
-    return rt.status()
+    return _ws().status()
 
 
 def flows(
@@ -101,15 +88,14 @@ def flows(
     page_size: int = 50,
     include_history: bool = False,
 ) -> pd.DataFrame:
-    """Captured flows as a DataFrame, one row per flow (columns: DESIGN §3).
+    """Captured flows as a DataFrame, one row per flow (columns: ``flowbook.schema.COLUMNS``).
 
     ``filter`` is a filter expression (``model:gpt-4 AND tokens:>1000``, ``~d api.openai.com``).
     ``page`` counts from 1 (None: every matching row); ``df.attrs["total"]`` holds the number of
     matching rows before paging. ``include_history=True`` adds every flow stored in the data dir;
     in a process that has captured nothing yet, history is what you get.
     """
-    rt = _rt()
-    return rt.query(
+    return _ws().flows(
         filter,
         sort_by=sort_by,
         sort_order=sort_order,
@@ -121,8 +107,7 @@ def flows(
 
 def get_flow(flow_id: str) -> LLMFlow:
     """The full flow (read back from disk when it was evicted from memory)."""
-    rt = _rt()
-    flow = rt.get_flow(flow_id)
+    flow = _ws().get_flow(flow_id)
     if flow is None:
         raise KeyError(f"no flow with id {flow_id!r} (fb.flows() lists the ids)")
     return flow
@@ -130,33 +115,36 @@ def get_flow(flow_id: str) -> LLMFlow:
 
 def bookmark(flow_id: str, on: bool = True) -> None:
     """Bookmark (or un-bookmark) a flow; persisted, filterable with ``is:bookmarked``."""
-    _rt().annotate(flow_id, bookmarked=on)
+    _ws().store.annotate(flow_id, bookmarked=on)
 
 
 def tag(flow_id: str, *tags: str) -> None:
     """Add tags to a flow; persisted, filterable with ``tag:x``."""
-    _rt().annotate(flow_id, add_tags=list(tags))
+    _ws().store.annotate(flow_id, add_tags=list(tags))
 
 
 def comment(flow_id: str, text: str) -> None:
     """Set a flow's comment; persisted, searchable with ``~comment``."""
-    _rt().annotate(flow_id, comment=text)
+    _ws().store.annotate(flow_id, comment=text)
 
 
 def load(path: str | Path) -> list[str]:
     """Import flows from a flowbook JSONL file; returns the ids added."""
-    return _rt().load(Path(path))
+    return _ws().store.load(Path(path))
 
 
 def wait_idle(timeout: float = 10.0) -> bool:
     """Wait until every captured byte has been parsed and stored (handy in scripts and tests)."""
-    rt = _runtime
-    return True if rt is None else rt.wait_idle(timeout)
+    from flowbook.workspace import existing
+
+    ws = existing()
+    return True if ws is None else ws.wait_idle(timeout)
 
 
-def flow_store() -> Any:
-    """The in-memory FlowStore of the current data dir (advanced use: change signal, LRU)."""
-    return _rt().store
+def flow_store() -> Store:
+    """The store of the current data dir (advanced use: ``changed`` signal, ``iter_flows``,
+    ``in_memory``)."""
+    return _ws().store
 
 
 def stats(
@@ -177,7 +165,7 @@ def quick_filters() -> Any:
     ``.delete(name)``, ``.export_json()``, ``.import_json(text)``)."""
     from flowbook.filters.quick import QuickFilters
 
-    return QuickFilters(_rt().data_dir)
+    return QuickFilters(_ws().data_dir)
 
 
 def export_parquet(
@@ -208,7 +196,7 @@ def __getattr__(name: str) -> Any:
     # Lazily built attributes: fb.config (the live configuration of the current data dir) and
     # fb.intercept (breakpoints and rules).
     if name == "config":
-        return _rt().config
+        return _ws().config
     if name == "Monitor":
         from flowbook.capture.monitor import Monitor
 
@@ -221,9 +209,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _reset_for_tests() -> None:
-    """Stop everything and forget the runtime (tests use a fresh data dir each)."""
-    global _runtime
-    with _lock:
-        if _runtime is not None:
-            _runtime.close()
-        _runtime = None
+    """Stop everything and forget the workspace (tests use a fresh data dir each)."""
+    from flowbook.workspace import reset
+
+    reset()

@@ -110,9 +110,9 @@ def _flows(args: argparse.Namespace) -> int:
     import pandas as pd
 
     import flowbook as fb
-    from flowbook import api
+    from flowbook.workspace import current
 
-    api._rt(args.data_dir)
+    current(args.data_dir)
     df = fb.flows(args.filter, include_history=True, page=1, page_size=args.limit)
     cols = [c for c in args.columns.split(",") if c in df.columns]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -126,8 +126,9 @@ def _stats(args: argparse.Namespace) -> int:
 
     from flowbook import api
     from flowbook.analysis.stats import stats
+    from flowbook.workspace import current
 
-    api._rt(args.data_dir)
+    current(args.data_dir)
     df = api.flows(args.filter, include_history=True)
     by = [b for b in args.by.split(",") if b] or None
     with pd.option_context("display.width", 200, "display.max_columns", 30):

@@ -1,8 +1,9 @@
 """Interception: breakpoints, rules (pause, modify, mock, delay, block) and paused flows.
 
-``fb.intercept`` is this module. Its functions act on one process-wide
-:class:`InterceptController` (:func:`get_controller`), which the capture addon calls from the proxy
-loop and which the approval panel (``fb.intercept_panel()``) watches::
+``fb.intercept`` is this module. Its functions act on the current workspace's
+:class:`InterceptController` (:func:`get_controller`, ``flowbook.workspace.current().intercept``),
+which the capture addon calls from the proxy loop and which the approval panel
+(``fb.intercept_panel()``) watches::
 
     fb.intercept.enable("model:gpt-4o", on="both", timeout=60)
     p = fb.intercept.pending()[0]
@@ -31,7 +32,6 @@ __all__ = [
     "PendingFlow",
     "Rule",
     "add_rule",
-    "controller_for",
     "disable",
     "drop",
     "enable",
@@ -47,39 +47,40 @@ __all__ = [
     "status",
 ]
 
-_controller: InterceptController | None = None
-
 
 def get_controller(data_dir: Path | None = None) -> InterceptController:
-    """The process-wide controller; ``data_dir`` (when given) loads and persists its rules."""
-    global _controller
-    if _controller is None:
-        _controller = InterceptController()
-    if data_dir is not None:
-        _controller.set_data_dir(Path(data_dir))
-    return _controller
+    """The intercept controller of the current workspace (of ``data_dir`` when given: its
+    rules are loaded from and saved to that data dir)."""
+    from flowbook.workspace import current
 
-
-def controller_for(runtime: Any) -> InterceptController:
-    """The controller for a running capture (the lead's runtime): rules from its data dir."""
-    data_dir = getattr(runtime, "data_dir", None)
-    return get_controller(Path(data_dir) if data_dir is not None else None)
+    return current(data_dir).intercept
 
 
 def enable(
     filter: str | None = None,
     *,
     on: str = "request",
-    timeout: float = 30.0,
-    timeout_action: str = "continue",
+    timeout: float | None = None,
+    timeout_action: str | None = None,
 ) -> None:
     """Pause LLM flows matching ``filter`` (all when None) at ``on``: request|response|both.
 
     A paused flow waits for :func:`resume`, :func:`drop` or :func:`mock`; after ``timeout``
     seconds (not counted while someone edits it) it continues unchanged or is dropped
-    (``timeout_action``). Other traffic keeps flowing.
+    (``timeout_action``). Other traffic keeps flowing. Both default to the settings
+    ``intercept_timeout_s`` (30) and ``intercept_timeout_action`` ("continue") of ``fb.config``.
     """
-    get_controller().enable(filter, on=on, timeout=timeout, timeout_action=timeout_action)
+    from flowbook.workspace import current
+
+    ws = current()
+    ws.intercept.enable(
+        filter,
+        on=on,
+        timeout=ws.config.intercept_timeout_s if timeout is None else timeout,
+        timeout_action=(
+            ws.config.intercept_timeout_action if timeout_action is None else timeout_action
+        ),
+    )
 
 
 def disable() -> None:

@@ -69,7 +69,7 @@ class Breakpoint:
 
 
 class InterceptController:
-    """Breakpoints + rules + pending queue. One per process (see ``flowbook.intercept``)."""
+    """Breakpoints + rules + pending queue. One per workspace (``flowbook.workspace``)."""
 
     changed = Signal()  # the pending queue or the settings changed
     notice = Signal(str, str, str)  # (kind, flow_id, message): paused | released | timeout | …

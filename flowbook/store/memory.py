@@ -21,6 +21,7 @@ from flowbook.store.changes import ADDED, REMOVED, UPDATED, ChangeFeed
 
 _POS = {name: i for i, name in enumerate(COLUMNS)}
 
+
 class FlowStore:
     """Flows of this process: full flows LRU-bounded, summary rows for all of them."""
 

@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from flowbook.store import index
 from flowbook.schema import frame_from_columns
+from flowbook.store import index
 
 SNAPSHOT = "summary.arrow"
 REFRESH_ROWS = 50_000  # rewrite the snapshot once this many rows are read from SQLite

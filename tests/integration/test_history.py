@@ -88,7 +88,7 @@ def test_load_imports_flowbook_jsonl(data_dir: Path, tmp_path: Path) -> None:
     export = tmp_path / "export.jsonl"
     from flowbook import api
 
-    api._rt().file_store.export_jsonl(ids, export)
+    api.flow_store().disk.export_jsonl(ids, export)
     other = tmp_path / "other-data"
     api._reset_for_tests()
     os.environ["FLOWBOOK_DATA_DIR"] = str(other)

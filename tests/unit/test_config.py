@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flowbook.config import (
+from flowbook.settings import (
     Config,
     ConfigError,
     ConfigManager,
@@ -49,7 +49,7 @@ def test_defaults_and_config_json_created(tmp_path: Path) -> None:
     cfg = load_config(tmp_path)
     assert cfg == Config()
     assert (cfg.max_flows_in_memory, cfg.retention_days, cfg.auto_cleanup) == (1000, 7.0, True)
-    assert cfg.notification_enabled is True and cfg.intercept_enabled is False
+    assert cfg.persist_to_file is True and cfg.intercept_enabled is False
     on_disk = json.loads((tmp_path / "config.json").read_text())
     assert on_disk["max_flows_in_memory"] == 1000 and on_disk["retention_days"] == 7.0
     assert (tmp_path / "config.json").stat().st_mode & 0o077 == 0
@@ -141,19 +141,24 @@ def test_unknown_key_suggests_close_match_and_lists_valid_keys(tmp_path: Path) -
     assert m.retention_days == 7.0
 
 
-def test_module_forwards_to_the_live_manager(tmp_path: Path) -> None:
-    # `flowbook.config` (the module) shadows the package's lazy `fb.config` once imported.
-    import flowbook.config as module
+def test_fb_config_is_the_live_manager_and_no_module_shadows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The settings module is flowbook.settings: importing it leaves `fb.config` alone.
+    import flowbook as fb
+    import flowbook.settings
+    from flowbook import workspace
 
-    m = ConfigManager(tmp_path, env={})
-    module.set_live_manager(lambda: m)
+    monkeypatch.setenv("FLOWBOOK_DATA_DIR", str(tmp_path / "data"))
+    workspace.reset()
     try:
-        module.retention_days = 2  # type: ignore[attr-defined]
-        assert m.retention_days == 2.0
-        module.set("auto_cleanup", False)  # type: ignore[attr-defined]
-        assert m.auto_cleanup is False and module.auto_cleanup is False  # type: ignore[attr-defined]
+        assert isinstance(fb.config, ConfigManager)
+        assert fb.config is workspace.current().config
+        fb.config.retention_days = 2
+        assert workspace.current().config.retention_days == 2.0
         with pytest.raises(ConfigError, match="Did you mean 'retention_days'"):
-            module.retention_dayz = 1  # type: ignore[attr-defined]
-        assert "retention_days" in repr(module)
+            fb.config.retention_dayz = 1
+        assert "retention_days" in repr(fb.config)
+        assert not hasattr(flowbook.settings, "retention_days")
     finally:
-        module._live_factory = None
+        workspace.reset()

@@ -27,8 +27,8 @@ from flowbook.model import (
     ToolCall,
     Usage,
 )
-from flowbook.store.file_store import FileStore
 from flowbook.schema import frame_from_rows, summary_row
+from flowbook.store.file_store import FileStore
 
 DAY = 86400.0
 

@@ -7,8 +7,8 @@ import threading
 import pandas as pd
 
 from flowbook.model import FlowState, LLMFlow, LLMRequest, LLMResponse, Usage
-from flowbook.store.memory import FlowStore
 from flowbook.schema import frame_from_rows, summary_row
+from flowbook.store.memory import FlowStore
 
 
 def flow(i: int, state: FlowState = FlowState.COMPLETED) -> LLMFlow:

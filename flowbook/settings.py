@@ -1,5 +1,7 @@
-"""Configuration: the data dir, ``config.json`` in it, environment overrides, ``fb.config``.
+"""Settings: the data dir, ``config.json`` in it, environment overrides, ``fb.config``.
 
+``fb.config`` is the live ``ConfigManager`` of the current workspace (``flowbook.workspace``);
+this module holds the machinery and is named so that it does not shadow that attribute.
 Precedence, lowest first: built-in defaults < ``<data_dir>/config.json`` < environment variables
 < values set at run time (``fb.config.retention_days = 3``, which also writes config.json).
 The data dir is ``FLOWBOOK_DATA_DIR`` (or the reference's ``FLOW_MONITOR_DATA_DIR``), default
@@ -11,8 +13,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,13 +120,22 @@ SETTINGS: dict[str, Setting] = {
             env=("FLOWBOOK_RETENTION_DAYS", "FLOW_MONITOR_RETENTION_DAYS"),
         ),
         Setting("auto_cleanup", True, "delete flows older than retention_days automatically", bool),
-        Setting("persist_to_file", True, "write completed flows to the file store", bool),
-        Setting("notification_enabled", True, "notify on errors and threshold warnings", bool),
-        Setting("intercept_enabled", False, "start with interception on", bool),
+        Setting(
+            "persist_to_file",
+            True,
+            "write completed flows to the file store (history); off keeps them in memory only",
+            bool,
+        ),
+        Setting(
+            "intercept_enabled",
+            False,
+            "fb.start() pauses every LLM flow (fb.intercept.enable()) unless a breakpoint is set",
+            bool,
+        ),
         Setting(
             "intercept_timeout_s",
             30.0,
-            "seconds before a paused flow is auto-released",
+            "seconds before a paused flow is auto-released (fb.intercept.enable's default)",
             float,
             0.1,
             86400,
@@ -134,17 +143,21 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "intercept_timeout_action",
             "continue",
-            "what the timeout does",
+            "what the timeout does (fb.intercept.enable's default)",
             str,
             choices=("continue", "drop"),
         ),
         Setting("save_stream_events", True, "keep every stream event with its arrival time", bool),
         Setting("redact_sensitive", True, "mask secrets at rest and in exports", bool),
-        Setting("max_body_bytes", 10 * MiB, "larger bodies are stored truncated", int, 0),
         Setting("segment_max_bytes", 64 * MiB, "size at which a JSONL segment rotates", int, MiB),
-        Setting("listen_host", "127.0.0.1", "address the proxy listens on", str),
+        Setting("listen_host", "127.0.0.1", "address fb.start() listens on by default", str),
         Setting(
-            "listen_port", 8080, "port the proxy listens on (0 picks a free one)", int, 0, 65535
+            "listen_port",
+            8080,
+            "port fb.start() listens on by default (0 picks a free one)",
+            int,
+            0,
+            65535,
         ),
     ]
 }
@@ -180,13 +193,11 @@ class Config:
     retention_days: float = 7.0
     auto_cleanup: bool = True
     persist_to_file: bool = True
-    notification_enabled: bool = True
     intercept_enabled: bool = False
     intercept_timeout_s: float = 30.0
     intercept_timeout_action: str = "continue"
     save_stream_events: bool = True
     redact_sensitive: bool = True
-    max_body_bytes: int = 10 * MiB
     segment_max_bytes: int = 64 * MiB
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
@@ -368,49 +379,3 @@ class ConfigManager:
             lines.append(f"  {name:<{width}} = {value:<12} [{self._sources[name]}]  {s.help}")
         lines += [f"  ! {w}" for w in self.warnings]
         return "\n".join(lines)
-
-
-# ``fb.config`` is the live ConfigManager, but once this module is imported Python also binds
-# ``flowbook.config`` to it, shadowing the package's lazy attribute. So the module itself forwards
-# settings and manager methods to the live manager: ``fb.config.retention_days = 3`` and
-# ``fb.config.set(...)`` behave the same whichever object ``fb.config`` turns out to be.
-_live_factory: Callable[[], ConfigManager] | None = None
-
-
-def set_live_manager(factory: Callable[[], ConfigManager]) -> None:
-    """Tell the module which ConfigManager is ``fb.config`` (the runtime's, usually)."""
-    global _live_factory
-    _live_factory = factory
-
-
-def _live() -> ConfigManager:
-    if _live_factory is not None:
-        return _live_factory()
-    import flowbook.api as api  # the runtime of the current data dir
-
-    return api._rt().config  # type: ignore[attr-defined,no-any-return]
-
-
-class _ConfigModule(types.ModuleType):
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(_live(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_") or name in self.__dict__:
-            super().__setattr__(name, value)
-        else:
-            _live().set(name, value)
-
-    def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *SETTINGS})
-
-    def __repr__(self) -> str:
-        try:
-            return repr(_live())
-        except Exception:
-            return super().__repr__()
-
-
-sys.modules[__name__].__class__ = _ConfigModule

@@ -1,0 +1,202 @@
+"""The workspace: one session's data dir, settings, store, capture runtime and intercept controller.
+
+``flowbook.workspace.current()`` is the one process-wide session that ``fb.*`` delegates to;
+there is no other global. Switching data dirs (``fb.start(data_dir=...)``) closes the current
+workspace and opens another; the intercept controller (breakpoint, rules, paused flows) carries
+over, its rules re-read from the new data dir.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowbook.intercept.controller import InterceptController
+from flowbook.runtime import Runtime
+from flowbook.settings import ConfigManager, resolve_data_dir
+from flowbook.store.facade import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from flowbook.capture.monitor import Monitor
+    from flowbook.model import LLMFlow
+
+# Reads by fb.flows() / fb.get_flow() first let the recorder apply what was captured up to the
+# call (bounded): a notebook line right after an SDK call sees that call.
+SETTLE_TIMEOUT_S = 5.0
+
+
+class Workspace:
+    """Everything flowbook holds for one data dir."""
+
+    def __init__(self, data_dir: Path, *, intercept: InterceptController | None = None) -> None:
+        from flowbook.capture.monitor import private_dir
+
+        self.data_dir = private_dir(data_dir)
+        self.config = ConfigManager(self.data_dir)
+        cfg = self.config
+        self.store = Store(
+            self.data_dir,
+            max_flows_in_memory=cfg.max_flows_in_memory,
+            persist=cfg.persist_to_file,
+            segment_max_bytes=cfg.segment_max_bytes,
+            retention_days=cfg.retention_days if cfg.auto_cleanup else None,
+        )
+        self.intercept = intercept if intercept is not None else InterceptController()
+        self.intercept.set_data_dir(self.data_dir)
+        self.runtime = Runtime(self.data_dir, self.store, self.intercept)
+        self.runtime.recorder.redact = cfg.redact_sensitive
+        self.runtime.recorder.save_stream_events = cfg.save_stream_events
+        self.config.on_change(self._config_changed)
+
+    def _config_changed(self, key: str, old: Any, new: Any) -> None:
+        # Settings that matter while running take effect at once; the others at the next start.
+        store, recorder = self.store, self.runtime.recorder
+        if key == "max_flows_in_memory":
+            store.memory.max_flows_in_memory = int(new)
+        elif key == "redact_sensitive":
+            recorder.redact = bool(new)
+        elif key == "save_stream_events":
+            recorder.save_stream_events = bool(new)
+        elif key == "persist_to_file":
+            store.persist = bool(new)
+        elif key in ("retention_days", "auto_cleanup"):
+            auto = self.config.auto_cleanup
+            store.retention_days = self.config.retention_days if auto else None
+            if auto and store.disk_if_open is not None:
+                store.apply_retention(self.config.retention_days)
+
+    # ---- capture -----------------------------------------------------------------------------
+
+    def start(
+        self,
+        port: int | None = None,
+        host: str | None = None,
+        mode: str | list[str] = "regular",
+        **options: Any,
+    ) -> Monitor:
+        """Start the proxy (``port``/``host`` default to the listen_port/listen_host settings).
+
+        With the intercept_enabled setting on and no breakpoint set, every LLM flow pauses.
+        """
+        cfg = self.config
+        if cfg.intercept_enabled and self.intercept.breakpoint is None:
+            self.intercept.enable(
+                None, timeout=cfg.intercept_timeout_s, timeout_action=cfg.intercept_timeout_action
+            )
+        return self.runtime.start(
+            port=cfg.listen_port if port is None else port,
+            host=cfg.listen_host if host is None else host,
+            mode=mode,
+            options=options,
+        )
+
+    def stop(self) -> None:
+        """Stop the proxy (flows stay in the store and on disk)."""
+        self.runtime.stop()
+
+    @property
+    def monitor(self) -> Monitor | None:
+        """The running Monitor, or None."""
+        return self.runtime.monitor if self.runtime.running else None
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every captured byte has been parsed, stored and written to disk."""
+        return self.runtime.wait_idle(timeout)
+
+    def status(self) -> dict[str, Any]:
+        """Running state, addresses, counts, data dir and recovery notes."""
+        mon = self.monitor
+        out: dict[str, Any] = {
+            "running": mon is not None,
+            "data_dir": str(self.data_dir),
+            "flows_in_session": len(self.store),
+            "flows_in_memory": len(self.store.memory.flows()),
+            "in_progress": len(self.runtime.recorder.active_ids()),
+        }
+        if mon is not None:
+            out["proxy_url"] = mon.proxy_url
+            out["modes"] = [{"mode": m.spec, "url": m.url} for m in mon.modes]
+            out["ca_cert_path"] = str(mon.ca_cert_path)
+        disk = self.store.disk_if_open
+        if disk is not None:
+            out["flows_on_disk"] = len(disk)
+            out["recovery_report"] = list(disk.recovery_report)
+        return out
+
+    # ---- reading (the notebook API's view) ---------------------------------------------------
+
+    def flows(
+        self,
+        filter: str | None = None,
+        *,
+        sort_by: str = "timestamp",
+        sort_order: str = "desc",
+        page: int | None = None,
+        page_size: int = 50,
+        include_history: bool = False,
+    ) -> pd.DataFrame:
+        """``fb.flows()``: the store's query, after the recorder has applied what it was sent."""
+        self.runtime.recorder.wait_idle(SETTLE_TIMEOUT_S)
+        return self.store.query(
+            filter,
+            sort_by=sort_by,
+            sort_order=sort_order,
+            page=page,
+            page_size=page_size,
+            include_history=include_history,
+        )
+
+    def get_flow(self, flow_id: str) -> LLMFlow | None:
+        """``fb.get_flow()``: the store's flow, after the recorder has applied what it was sent."""
+        self.runtime.recorder.wait_idle(SETTLE_TIMEOUT_S)
+        return self.store.get(flow_id)
+
+    def close(self) -> None:
+        """Stop capturing and close the store (the intercept controller is left as it is)."""
+        self.runtime.close()
+        self.store.close()
+
+
+_lock = threading.RLock()
+_current: Workspace | None = None
+
+
+def current(data_dir: str | Path | None = None) -> Workspace:
+    """The workspace of ``data_dir`` (default: the current one, else FLOWBOOK_DATA_DIR, else
+    ~/.flowbook), opened on first use. Asking for another data dir while capturing raises."""
+    global _current
+    with _lock:
+        wanted = resolve_data_dir(data_dir) if data_dir is not None else None
+        ws = _current
+        if ws is not None and (wanted is None or ws.data_dir == wanted):
+            return ws
+        carried: InterceptController | None = None
+        if ws is not None:
+            if ws.monitor is not None:
+                raise RuntimeError(
+                    f"flowbook is capturing into {ws.data_dir}; call fb.stop() before "
+                    f"switching to {wanted}"
+                )
+            ws.close()
+            carried = ws.intercept
+            _current = None
+        _current = Workspace(wanted or resolve_data_dir(None), intercept=carried)
+        return _current
+
+
+def existing() -> Workspace | None:
+    """The current workspace if one is open (opens nothing)."""
+    return _current
+
+
+def reset() -> None:
+    """Close the current workspace and forget it, intercept controller included (tests use a
+    fresh data dir each; a restarted kernel is the same)."""
+    global _current
+    with _lock:
+        ws, _current = _current, None
+        if ws is not None:
+            ws.close()
