@@ -1,1 +1,4 @@
-"""flowbook benchmarks (DESIGN §10). Run all with ``python -m bench`` (or ``make bench``)."""
+"""flowbook benchmarks (docs/architecture.md, "Performance").
+
+Run all with ``python -m bench`` (or ``make bench``).
+"""

@@ -1,4 +1,5 @@
-"""Run every benchmark (DESIGN §10) and write ``bench/results/latest.json`` and ``RESULTS.md``.
+"""Run every benchmark (docs/architecture.md, "Performance"); write ``bench/results/latest.json``
+and ``RESULTS.md``.
 
     python -m bench                 # P1/P2, P4 (+ FTS), P5 at full size (~15 min once cached)
     python -m bench --quick         # smaller N everywhere (a few minutes)

@@ -1,4 +1,4 @@
-"""P5: memory per flow kept, flowbook vs a list of mitmproxy flows (DESIGN §10).
+"""P5: memory per flow kept, flowbook vs a list of mitmproxy flows (docs/architecture.md).
 
 Each case runs in its own fresh interpreter and reports its RSS growth (``/proc/self/statm``)
 after ``gc.collect()``, measured from a baseline taken after imports and a warm-up, divided by N:

@@ -1,4 +1,4 @@
-"""P1 (added latency) and P2 (SSE time to first token), DESIGN §10.
+"""P1 (added latency) and P2 (SSE time to first token); see docs/architecture.md.
 
 Three paths to one loopback upstream, each proxy in its own process, measured in interleaved
 rounds so drift hits all three alike:

@@ -1,5 +1,5 @@
 """P4 (filter over 1M summary rows vs mitmproxy's flowfilter) and content search (FTS5) over
-stored flows, DESIGN §10.
+stored flows, docs/architecture.md, "Performance".
 
 The corpus is a ``FileStore`` of N synthetic flows (``bench.synthetic``; default N = 1M). It takes
 ~20 min to build on a 2-core machine, so it is built once into a cache dir under /tmp

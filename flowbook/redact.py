@@ -1,4 +1,4 @@
-"""Secret masking for flows at rest and in exports (DESIGN §8).
+"""Secret masking for flows at rest and in exports (docs/architecture.md, "Secrets").
 
 A secret is replaced by a short *fingerprint*: a public type marker (``sk-``, ``sk-ant-``,
 ``AIza`` …) and the last four characters, e.g. ``sk-…a1b2``, so flows sent with different keys

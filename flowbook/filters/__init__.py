@@ -1,4 +1,4 @@
-"""flowbook's filter language (DESIGN §5): parse once, evaluate on a DataFrame or on a flow.
+"""flowbook's filter language (docs/filters.md): parse once, evaluate on a DataFrame or a flow.
 
 >>> f = parse("model:gpt-4 AND tokens:>1k")
 >>> f.mask(df)          # vectorised over the summary DataFrame of fb.flows()
