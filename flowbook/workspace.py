@@ -82,16 +82,17 @@ class Workspace:
         With the intercept_enabled setting on and no breakpoint set, every LLM flow pauses.
         """
         cfg = self.config
-        if cfg.intercept_enabled and self.intercept.breakpoint is None:
-            self.intercept.enable(
-                None, timeout=cfg.intercept_timeout_s, timeout_action=cfg.intercept_timeout_action
-            )
-        return self.runtime.start(
+        monitor = self.runtime.start(
             port=cfg.listen_port if port is None else port,
             host=cfg.listen_host if host is None else host,
             mode=mode,
             options=options,
         )
+        if cfg.intercept_enabled and self.intercept.breakpoint is None:
+            self.intercept.enable(
+                None, timeout=cfg.intercept_timeout_s, timeout_action=cfg.intercept_timeout_action
+            )
+        return monitor
 
     def stop(self) -> None:
         """Stop the proxy (flows stay in the store and on disk)."""

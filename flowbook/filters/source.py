@@ -1,9 +1,10 @@
 """Where the vectorised evaluator gets answers the summary cannot give.
 
 Terms like ``content:"hello"``, ``~b``, ``~h`` or ``tool:get_weather`` need the full flow. The
-store passes a ``FlowSource`` to ``Filter.mask``: it may answer a term wholesale (the file store
-answers literal ``content:``/``request:``/``response:`` terms with SQLite FTS5), or decline, in
-which case the evaluator fetches the candidate flows and evaluates the term on each.
+store passes a ``FlowSource`` to ``Filter.mask`` (``flowbook.store.facade.Store`` is one): it may
+answer a term wholesale (literal ``content:``/``request:``/``response:`` terms from SQLite FTS5),
+or decline, in which case the evaluator fetches the candidate flows and evaluates the term on
+each. The protocol lives here so that the filters never import the store.
 """
 
 from __future__ import annotations

@@ -61,7 +61,13 @@ def _merge(before: str | None, now: str) -> str | None:
 
 
 class ChangeFeed(SignalInstance):
-    """A psygnal signal emitting one ``StoreChange`` at most ``max_rate`` times a second."""
+    """A psygnal signal emitting one ``StoreChange`` at most ``max_rate`` times a second.
+
+    ``connect(callback)`` as with any psygnal signal (bound methods are held weakly, so a
+    discarded widget does not leak). psygnal stops an emission at the first callback that
+    raises; the feed logs it and carries on with the next change, so a listener should catch
+    its own errors if others must hear of every change.
+    """
 
     def __init__(self, max_rate: float = 4.0) -> None:
         super().__init__((StoreChange,), name="changed")
