@@ -274,3 +274,19 @@ def test_lines_are_versioned_and_unversioned_lines_still_read(tmp_path: Path) ->
     assert again is not None and again.id == "f0003"
     assert flow_from_json({"flow": flow.to_dict()}) is not None, "the reference's wrapper"
     assert flow_from_json({"v": "one", **flow.to_dict()}) is None
+
+
+def test_reads_do_not_wait_for_a_stuck_writer(store: Store) -> None:
+    disk = store.disk
+    with disk._lock:  # the writer thread blocks on this lock until the block ends
+        for i in range(4):
+            record(store, make_flow(i, text=f"needle {i}"))
+        assert not store.in_memory("f0000"), "evicted from the LRU before it reached the disk"
+        back = store.get("f0000")
+        assert back is not None and back.id == "f0000", "served from the writer's queue"
+        assert len(store.query('content:"needle"', include_history=True)) == 4
+        assert sorted(store.frame(include_history=True)["id"]) == [f"f000{i}" for i in range(4)]
+        assert [len(b) for b in store.iter_flows(batch_size=3)] == [3, 1]
+        assert store.wait_idle(timeout=0.2) is False, "nothing could be written yet"
+    assert store.wait_idle()
+    assert sorted(disk.ids()) == [f"f000{i}" for i in range(4)]
