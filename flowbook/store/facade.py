@@ -304,14 +304,16 @@ class Store:
         self.disk.set_annotations(flow_id, ann)
         return ann
 
-    def remove(self, ids: Iterable[str]) -> int:
-        """Delete flows from memory and from disk; returns how many ids were found."""
+    def remove(self, ids: Iterable[str]) -> set[str]:
+        """Delete flows from memory and from disk; returns the ids that were found."""
         wanted = list(ids)
         gone = self.memory.remove(wanted)
         with self._lock:
             self._active.difference_update(wanted)
-        removed_on_disk = self.disk.remove(wanted)
-        return max(len(gone), removed_on_disk)
+        disk = self.disk
+        on_disk = {i for i in wanted if i in disk}
+        disk.remove(on_disk)
+        return gone | on_disk
 
     def clear(self) -> int:
         """Forget this session's flows (memory only; the data dir keeps its history)."""

@@ -204,7 +204,7 @@ def test_change_signal_reports_added_updated_removed_off_the_writing_thread(
     assert seen.wait(lambda s: s.union("added") >= {"f0000", "f0001"})
     store.annotate("f0000", comment="hi")
     assert seen.wait(lambda s: "f0000" in s.union("updated"))
-    store.remove(["f0001"])
+    assert store.remove(["f0001", "nope"]) == {"f0001"}
     assert seen.wait(lambda s: "f0001" in s.union("removed"))
     assert "f0001" not in store and "f0001" not in store.disk
     store.clear()
