@@ -13,12 +13,13 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from flowbook.model import FlowError, LLMRequest, LLMResponse, Message, Part, Tool
+from flowbook.model import Api, FlowError, LLMRequest, LLMResponse, Message, Part, Tool
 from flowbook.providers.anthropic_assembler import (
     AnthropicAssembler,
     anthropic_error,
     anthropic_usage,
 )
+from flowbook.providers.anthropic_encode import MESSAGES, VERTEX_MESSAGES
 from flowbook.providers.base import (
     HOST,
     PATH,
@@ -32,6 +33,7 @@ from flowbook.providers.base import (
     generic_error,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
 from flowbook.providers.registry import register
 
 __all__ = [
@@ -84,6 +86,10 @@ class AnthropicProvider(Provider):
             return SSE
         return framing
 
+    def codec(self, api: str) -> WireCodec | None:
+        """The Messages codec (``count_tokens`` and other endpoints have none)."""
+        return MESSAGES if api == Api.MESSAGES else None
+
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         """The Messages assembler (also harmless for count_tokens and other endpoints)."""
         return AnthropicAssembler(request, response)
@@ -112,6 +118,9 @@ class AnthropicVertexProvider(AnthropicProvider):
             HOST if host.endswith(("aiplatform.googleapis.com", ".rep.googleapis.com")) else PATH
         )
         return Detection(self.name, api, strength)
+
+    def codec(self, api: str) -> WireCodec | None:
+        return VERTEX_MESSAGES if api == Api.MESSAGES else None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
         """As the first-party API, but the model and streaming come from the URL path."""

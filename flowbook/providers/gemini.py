@@ -20,7 +20,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from flowbook.model import FlowError, LLMRequest, LLMResponse, Message, Part, Tool
+from flowbook.model import Api, FlowError, LLMRequest, LLMResponse, Message, Part, Tool
 from flowbook.providers.base import (
     HOST,
     JSON_ARRAY,
@@ -35,7 +35,9 @@ from flowbook.providers.base import (
     generic_error,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
 from flowbook.providers.gemini_assembler import GeminiAssembler, gemini_error, gemini_usage
+from flowbook.providers.gemini_encode import CODE_ASSIST, GENERATE_CONTENT
 from flowbook.providers.registry import register
 
 __all__ = [
@@ -125,6 +127,12 @@ class GeminiProvider(Provider):
         if streamed and not content_type.strip():
             return SSE
         return framing
+
+    def codec(self, api: str) -> WireCodec | None:
+        """generateContent (Code Assist: its wrapped form); embeddings have none."""
+        if api != Api.GENERATE_CONTENT:
+            return None
+        return CODE_ASSIST if isinstance(self, GeminiCodeAssistProvider) else GENERATE_CONTENT
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         """The Gemini assembler (it also removes the Code Assist envelope)."""

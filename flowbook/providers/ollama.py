@@ -12,6 +12,7 @@ import json
 from typing import Any, ClassVar
 
 from flowbook.model import (
+    Api,
     ErrorType,
     FlowError,
     LLMRequest,
@@ -36,6 +37,8 @@ from flowbook.providers.base import (
     parse_arguments,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
+from flowbook.providers.ollama_encode import OLLAMA_CHAT, OLLAMA_GENERATE
 from flowbook.providers.openai_common import parse_tools
 from flowbook.providers.registry import register
 
@@ -119,6 +122,9 @@ class OllamaProvider(Provider):
         body = req.json()
         streamed = not (isinstance(body, dict) and body.get("stream") is False)
         return NDJSON if streamed and api in _APIS.values() else JSON
+
+    def codec(self, api: str) -> WireCodec | None:
+        return {Api.CHAT: OLLAMA_CHAT, Api.GENERATE: OLLAMA_GENERATE}.get(Api(api))
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         return OllamaAssembler(request, response)

@@ -21,7 +21,7 @@ import re
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
-from flowbook.model import FlowError, LLMRequest, LLMResponse, Message, Part, StreamEvent
+from flowbook.model import Api, FlowError, LLMRequest, LLMResponse, Message, Part, StreamEvent
 from flowbook.providers.base import (
     HOST,
     PATH,
@@ -31,9 +31,12 @@ from flowbook.providers.base import (
     RequestView,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
 from flowbook.providers.openai_chat import ChatAssembler, parse_chat_messages
 from flowbook.providers.openai_common import chat_usage, openai_error, parse_tools
+from flowbook.providers.openai_encode import CHAT
 from flowbook.providers.openai_responses import ResponsesAssembler, parse_responses_input
+from flowbook.providers.openai_responses_encode import RESPONSES
 from flowbook.providers.registry import register
 
 # Fields mapped onto LLMRequest attributes; every other top-level field goes to params.
@@ -111,6 +114,10 @@ class OpenAIProvider(Provider):
         """Azure names the deployment in the path; other vendors always send ``model``."""
         m = _AZURE_DEPLOYMENT.search(path)
         return unquote(m.group(1)) if m else None
+
+    def codec(self, api: str) -> WireCodec | None:
+        """Chat Completions and Responses; embeddings and other calls are not re-encoded."""
+        return {Api.CHAT: CHAT, Api.RESPONSES: RESPONSES}.get(Api(api))
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         if api == "responses":
