@@ -19,6 +19,7 @@ from flowbook.model import Api, LLMRequest, LLMResponse, Message, Part, Tool
 from flowbook.providers.codec import (
     EVENTSTREAM_TYPE,
     EditError,
+    Encoded,
     WireCodec,
     call_dicts,
     dumps,
@@ -146,6 +147,8 @@ class KiroCodec(WireCodec):
                 for c in call_dicts(response.tool_calls)
             ],
         }
+        if response.model:
+            body["modelId"] = response.model
         if response.thinking:
             body["reasoningContent"] = response.thinking
         if response.usage is not None and response.usage.source == "reported":
@@ -160,6 +163,12 @@ class KiroCodec(WireCodec):
     def stream_content_type(self, request: LLMRequest | None = None) -> str:
         return EVENTSTREAM_TYPE
 
+    def encode_response(
+        self, response: LLMResponse, *, stream: bool, request: LLMRequest | None = None
+    ) -> Encoded:
+        """Always the event stream: Kiro has no other response form."""
+        return super().encode_response(response, stream=True, request=request)
+
     def stream_chunks(
         self, body: dict[str, Any], request: LLMRequest | None = None
     ) -> Iterator[bytes]:
@@ -167,7 +176,10 @@ class KiroCodec(WireCodec):
         if body.get("reasoningContent"):
             yield event_frame("reasoningContentEvent", {"text": body["reasoningContent"]})
         if body.get("content"):
-            yield event_frame("assistantResponseEvent", {"content": body["content"]})
+            event = {"content": body["content"]}
+            if body.get("modelId"):
+                event["modelId"] = body["modelId"]
+            yield event_frame("assistantResponseEvent", event)
         for use in body.get("toolUses") or []:
             ids = {"name": use.get("name"), "toolUseId": use.get("toolUseId")}
             yield event_frame("toolUseEvent", {**ids, "input": json.dumps(use.get("input"))})
