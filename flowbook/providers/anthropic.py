@@ -61,14 +61,14 @@ class AnthropicProvider(Provider):
         path = req.path_only.rstrip("/")
         api = _api_for_path(path)
         if req.host.lower() in _HOSTS:
-            return Detection(self.name, api or "other", HOST)
+            return Detection(self.name, api or Api.OTHER, HOST)
         if api is not None and (
             req.header("anthropic-version")
             or (path.endswith("/v1/messages") and _shape(req, on_messages_path=True))
         ):
             return Detection(self.name, api, PATH)
         if _shape(req):
-            return Detection(self.name, "messages", SHAPE)
+            return Detection(self.name, Api.MESSAGES, SHAPE)
         return None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
@@ -112,7 +112,7 @@ class AnthropicVertexProvider(AnthropicProvider):
         if m is None:
             return None
         method = m.group(2).lower()
-        api = "messages" if method in ("rawpredict", "streamrawpredict") else "other"
+        api = Api.MESSAGES if method in ("rawpredict", "streamrawpredict") else Api.OTHER
         host = req.host.lower()
         strength = (
             HOST if host.endswith(("aiplatform.googleapis.com", ".rep.googleapis.com")) else PATH
@@ -133,12 +133,12 @@ class AnthropicVertexProvider(AnthropicProvider):
         return out
 
 
-def _api_for_path(path: str) -> str | None:
+def _api_for_path(path: str) -> Api | None:
     """``messages`` for ``…/v1/messages``, ``other`` for its sub-resources, None otherwise."""
     if path.endswith("/messages"):
-        return "messages"
+        return Api.MESSAGES
     if re.search(r"/messages/(count_tokens|batches)\b", path):
-        return "other"
+        return Api.OTHER
     return None
 
 

@@ -88,18 +88,18 @@ class BedrockProvider(Provider):
         if found is not None:
             return Detection(self.name, self._api(found[1], req), HOST if on_host else PATH)
         if on_host:
-            return Detection(self.name, "other", HOST)
+            return Detection(self.name, Api.OTHER, HOST)
         if _is_converse_body(req.json()):
-            return Detection(self.name, "converse", SHAPE)
+            return Detection(self.name, Api.CONVERSE, SHAPE)
         return None
 
     @staticmethod
-    def _api(op: str, req: RequestView) -> str:
+    def _api(op: str, req: RequestView) -> Api:
         if op.startswith("converse"):
-            return "converse"
+            return Api.CONVERSE
         if op.startswith("invoke") and _is_anthropic_body(req.json()):
-            return "messages"
-        return "other"
+            return Api.MESSAGES
+        return Api.OTHER
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
         model, op = _op(req) or (None, "")

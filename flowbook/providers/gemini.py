@@ -56,13 +56,13 @@ _CODE_ASSIST_PATH = re.compile(r"/v1internal:(\w+)$")
 _BODY_KEYS = ("contents", "systemInstruction", "system_instruction", "tools")
 
 
-def _api_for_method(method: str) -> str:
+def _api_for_method(method: str) -> Api:
     m = method.lower()
     if m in ("generatecontent", "streamgeneratecontent"):
-        return "generate_content"
+        return Api.GENERATE_CONTENT
     if m in ("embedcontent", "batchembedcontents"):
-        return "embeddings"
-    return "other"
+        return Api.EMBEDDINGS
+    return Api.OTHER
 
 
 class GeminiProvider(Provider):
@@ -85,13 +85,13 @@ class GeminiProvider(Provider):
         if "/openai/" in req.path_only + "/":
             return None
         m = self._match(req)
-        api = _api_for_method(m.group(2)) if m else "other"
+        api = _api_for_method(m.group(2)) if m else Api.OTHER
         if req.host.lower() in self.hosts:
             return Detection(self.name, api, HOST)
         if m is not None:
             return Detection(self.name, api, PATH)
         if type(self) is GeminiProvider and _shape(req.json()):
-            return Detection(self.name, "generate_content", SHAPE)
+            return Detection(self.name, Api.GENERATE_CONTENT, SHAPE)
         return None
 
     def _method(self, req: RequestView) -> str:
@@ -181,7 +181,7 @@ class GeminiCodeAssistProvider(GeminiProvider):
     def detect(self, req: RequestView) -> Detection | None:
         """The Code Assist host (any ``v1internal`` method), or the path on another host."""
         m = self._match(req)
-        api = _api_for_method(m.group(1)) if m else "other"
+        api = _api_for_method(m.group(1)) if m else Api.OTHER
         host = req.host.lower()
         if host in self.hosts or host.endswith("-cloudcode-pa.googleapis.com"):
             return Detection(self.name, api, HOST)
@@ -189,7 +189,7 @@ class GeminiCodeAssistProvider(GeminiProvider):
             return Detection(self.name, api, PATH)
         body = req.json()
         if isinstance(body, dict) and "project" in body and _shape(body.get("request")):
-            return Detection(self.name, "generate_content", SHAPE)
+            return Detection(self.name, Api.GENERATE_CONTENT, SHAPE)
         return None
 
     def _model(self, req: RequestView, body: Any) -> str | None:

@@ -85,12 +85,12 @@ class KiroProvider(Provider):
         gar = _is_gar(req)
         if _HOST.match(host):
             # Same host and path also carry ListAvailableModels, SendTelemetryEvent, …
-            return Detection(self.name, "kiro" if gar else "other", HOST)
+            return Detection(self.name, Api.KIRO if gar else Api.OTHER, HOST)
         if gar:
-            return Detection(self.name, "kiro", PATH)
+            return Detection(self.name, Api.KIRO, PATH)
         body = req.json()
         if isinstance(body, dict) and isinstance(body.get("conversationState"), dict):
-            return Detection(self.name, "kiro", SHAPE)
+            return Detection(self.name, Api.KIRO, SHAPE)
         return None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:

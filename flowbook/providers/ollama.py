@@ -43,7 +43,7 @@ from flowbook.providers.openai_common import parse_tools
 from flowbook.providers.registry import register
 
 OLLAMA_PORT = 11434
-_APIS = {"/api/chat": "chat", "/api/generate": "generate"}
+_APIS = {"/api/chat": Api.CHAT, "/api/generate": Api.GENERATE}
 _MAPPED = frozenset({"model", "messages", "prompt", "system", "tools", "stream", "images"})
 _TIMINGS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 
@@ -66,7 +66,7 @@ class OllamaProvider(Provider):
             return None
         if on_port and path.startswith("/api/"):
             # /api/tags, /api/show, /api/embed…: Ollama traffic, not a model call we rebuild.
-            return Detection(self.name, "other", PATH)
+            return Detection(self.name, Api.OTHER, PATH)
         return None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:

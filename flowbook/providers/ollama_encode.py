@@ -29,8 +29,8 @@ def ollama_messages(messages: list[Message], system: str | None) -> list[dict[st
         if m.role == "tool":
             for p in m.parts:
                 if p.type == "tool_result":
-                    msg = {"role": "tool", "content": tool_result_text(p.content)}
-                    out.append({**msg, "tool_name": p.name} if p.name else msg)
+                    result = {"role": "tool", "content": tool_result_text(p.content)}
+                    out.append({**result, "tool_name": p.name} if p.name else result)
             continue
         msg: dict[str, Any] = {"role": m.role}
         msg["content"] = "".join(p.text or "" for p in m.parts if p.type == "text")
@@ -53,8 +53,7 @@ class OllamaChatCodec(WireCodec):
     """Ollama ``/api/chat``."""
 
     api: ClassVar[Api] = Api.CHAT
-    messages_key = "messages"
-    response_list_key = None
+    messages_key: ClassVar[str | None] = "messages"
     param_paths: ClassVar[dict[str, str]] = {
         "temperature": "options.temperature",
         "top_p": "options.top_p",

@@ -45,16 +45,16 @@ _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
 _RESPONSE_ID = re.compile(r"/responses/[^/]+$")
 
 
-def api_for_path(path: str) -> str:
+def api_for_path(path: str) -> Api:
     """``chat`` / ``responses`` / ``embeddings`` / ``other`` from a URL path (no query)."""
     p = path.rstrip("/")
     if p.endswith("/chat/completions"):
-        return "chat"
+        return Api.CHAT
     if p.endswith("/responses") or (_RESPONSE_ID.search(p) and "/input_items" not in p):
-        return "responses"
+        return Api.RESPONSES
     if p.endswith("/embeddings"):
-        return "embeddings"
-    return "other"
+        return Api.EMBEDDINGS
+    return Api.OTHER
 
 
 def _foreign_path(path: str) -> bool:
@@ -82,7 +82,7 @@ class OpenAIProvider(Provider):
         if self.name == "openai" and host in ("chatgpt.com", "chat.openai.com"):
             # Codex CLI with a ChatGPT login; the rest of chatgpt.com is not an API.
             if "/backend-api/codex/" in path and api_for_path(path) == "responses":
-                return Detection(self.name, "responses", HOST)
+                return Detection(self.name, Api.RESPONSES, HOST)
             return None
         if not self.host_matches(req) or _foreign_path(path):
             return None
