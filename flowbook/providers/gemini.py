@@ -1,4 +1,4 @@
-"""Google Gemini ``generateContent``: detection, request parsing, errors (wire-formats §4, §9).
+"""Gemini ``generateContent``: detection, request parsing, errors (docs/wire-formats.md §4, §9).
 
 Three providers share one body format and one assembler
 (:class:`~flowbook.providers.gemini_assembler.GeminiAssembler`, re-exported here):

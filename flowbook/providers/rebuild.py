@@ -47,15 +47,19 @@ def rebuild_response(
     body: bytes,
     keep_events: bool = False,
     t: float | None = None,
+    into: LLMResponse | None = None,
 ) -> Rebuilt:
     """Rebuild ``body`` (content-encoding already removed) as the provider's API answers it.
 
     The provider picks the framing from the request and the content type; a framed body (SSE,
     event stream, NDJSON, JSON array) is decoded and every event fed to the assembler, a plain
     JSON body is fed whole. A status of 400 or more is read as the provider's error body.
+    ``into`` is filled instead of a new :class:`LLMResponse` (the capture keeps its own, with
+    masked headers and the reason phrase); its status, headers and body are left as they are.
+    ``keep_events`` copies every decoded event into ``response.events``, stamped ``t``.
     """
     headers = {k.lower(): v for k, v in headers.items()}
-    out = LLMResponse(status_code=status, headers=dict(headers), body=body)
+    out = into if into is not None else LLMResponse(status_code=status, headers=headers, body=body)
     result = Rebuilt(out)
     try:
         framing = provider.framing(view, api, headers.get("content-type", ""))

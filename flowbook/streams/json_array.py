@@ -164,7 +164,7 @@ class JSONArrayDecoder(FramingDecoder):
 
 
 def encode_json_array(items: Iterable[Any], *, indent: int | None = 2) -> Iterator[bytes]:
-    """A JSON array written one element at a time, the way Gemini streams it (§4.4 above).
+    """A JSON array written one element at a time, as Gemini streams it (docs/wire-formats.md §4.4).
 
     Yields ``[{…}``, then ``\\n,\\r\\n{…}`` per further element, then ``\\n]``: each piece can be
     flushed on its own, and :class:`JSONArrayDecoder` returns each element as it completes. An

@@ -204,3 +204,72 @@ def test_stream_content_types() -> None:
         gemini.stream_content_type(LLMRequest(path="/x:streamGenerateContent?alt=sse")) == SSE_TYPE
     )
     assert gemini.stream_content_type(LLMRequest(path="/x:streamGenerateContent")) == JSON_TYPE
+
+
+def test_rebuild_response_reads_bodies_streams_and_errors() -> None:
+    """The one whole-body rebuild: framing chosen by the provider, errors by status."""
+    from flowbook.providers.rebuild import rebuild_response
+
+    provider = registry.get("anthropic")
+    view = RequestView(
+        "POST",
+        "https://api.anthropic.com/v1/messages",
+        "api.anthropic.com",
+        "/v1/messages",
+        {},
+        b'{"stream": true}',
+    )
+    request = LLMRequest(model="claude")
+    resp = LLMResponse(text="hi there", stop_reason="end_turn", model="claude")
+    codec = provider.codec(Api.MESSAGES)
+    assert codec is not None
+    for stream in (False, True):
+        enc = codec.encode_response(resp, stream=stream)
+        rebuilt = rebuild_response(
+            provider,
+            "messages",
+            request,
+            view,
+            status=200,
+            headers={"Content-Type": enc.content_type},
+            body=enc.body,
+            keep_events=True,
+            t=5.0,
+        )
+        assert rebuilt.error is None and rebuilt.parse_errors == []
+        assert (rebuilt.response.text, rebuilt.response.stop_reason) == ("hi there", "end_turn")
+        assert bool(rebuilt.response.events) is stream
+    into = LLMResponse(status_code=200, reason="OK")
+    enc = codec.encode_response(resp, stream=False)
+    rebuilt = rebuild_response(
+        provider,
+        "messages",
+        request,
+        view,
+        status=200,
+        headers={"content-type": "application/json"},
+        body=enc.body,
+        into=into,
+    )
+    assert rebuilt.response is into and into.text == "hi there" and into.reason == "OK"
+    err = codec.error_body(429, "slow down", code="x")
+    rebuilt = rebuild_response(
+        provider,
+        "messages",
+        request,
+        view,
+        status=429,
+        headers={"content-type": "application/json"},
+        body=json.dumps(err).encode(),
+    )
+    assert rebuilt.error is not None and rebuilt.error.message == "slow down"
+    rebuilt = rebuild_response(
+        provider,
+        "messages",
+        request,
+        view,
+        status=200,
+        headers={"content-type": "application/json"},
+        body=b"{not json",
+    )
+    assert rebuilt.parse_errors == ["response body is not valid JSON"]
