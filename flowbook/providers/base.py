@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from flowbook.model import Api, ErrorType, FlowError, LLMRequest, LLMResponse, StreamEvent
 
 if TYPE_CHECKING:
-    from flowbook.providers.codec import WireCodec
+    from flowbook.providers.codec import Encoded, WireCodec
 
 # Framing names understood by flowbook.streams.make_decoder.
 SSE = "sse"
@@ -149,10 +149,19 @@ class Provider(ABC):
 
     def encode_request(self, request: LLMRequest, api: str) -> bytes:
         """The request body that ``request`` stands for, in this provider's ``api`` format."""
+        return self._codec(api).encode_request(request)
+
+    def encode_response(
+        self, response: LLMResponse, api: str, *, stream: bool, request: LLMRequest | None = None
+    ) -> Encoded:
+        """The response body a client of ``api`` would receive, streamed or not."""
+        return self._codec(api).encode_response(response, stream=stream, request=request)
+
+    def _codec(self, api: str) -> WireCodec:
         codec = self.codec(api)
         if codec is None:
             raise ValueError(f"provider {self.name!r} cannot encode api {api!r}")
-        return codec.encode_request(request)
+        return codec
 
     def parse_error(self, status: int, body: Any, headers: dict[str, str]) -> FlowError:
         """Map an error response (status >= 400, body parsed JSON or bytes) to a FlowError."""
