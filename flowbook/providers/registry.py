@@ -2,11 +2,13 @@
 
 Every provider is asked; the strongest detection wins (host > path/headers > body shape). Ties go
 to the provider registered first, so specific providers register before the generic
-OpenAI-compatible fallback.
+OpenAI-compatible fallback. :func:`codec_for` and :func:`codec_for_api` pick the codec that
+writes a flow's bodies (docs/wire-formats.md §11).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from flowbook.model import Api
@@ -70,8 +72,13 @@ def _ensure_loaded() -> None:
         importlib.import_module(f"flowbook.providers.{mod}")
 
 
+@functools.cache
 def api_codecs() -> dict[Api, WireCodec]:
-    """The codec each API stands for when only the API is known (interception's edits)."""
+    """The codec each API stands for when only the API is known (interception's edits).
+
+    Built once, on first use (the imports are here so that this module stays importable
+    without the provider modules).
+    """
     from flowbook.providers.anthropic_encode import MESSAGES
     from flowbook.providers.bedrock_encode import CONVERSE
     from flowbook.providers.gemini_encode import GENERATE_CONTENT
