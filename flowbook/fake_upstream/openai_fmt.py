@@ -182,7 +182,7 @@ def _chat_events(p: Plan, cid: str, call_id: str, opts: dict[str, Any]) -> Itera
         yield chunk({}, "stop")
     if include_usage:
         yield chunk(None, usage=_chat_usage(p))
-    yield b"data: [DONE]\n\n"
+    yield encode_sse("[DONE]")
 
 
 # --- models / embeddings -----------------------------------------------------------------
