@@ -55,6 +55,26 @@ class ErrorType(StrEnum):
     OTHER = "other"
 
 
+class Api(StrEnum):
+    """Which API (wire format family) a flow speaks; the ``api`` column of the flow table.
+
+    Values are the strings stored in ``FlowMetadata.api``; a StrEnum compares equal to them, so
+    stored flows and filters keep working. One value may name the same operation at several
+    providers (``chat`` is OpenAI Chat Completions and Ollama's ``/api/chat``): the pair
+    (provider, api) picks a codec (docs/wire-formats.md).
+    """
+
+    CHAT = "chat"  # OpenAI Chat Completions (and compatibles); Ollama /api/chat
+    RESPONSES = "responses"  # OpenAI Responses
+    MESSAGES = "messages"  # Anthropic Messages (direct, Vertex, Bedrock InvokeModel)
+    GENERATE_CONTENT = "generate_content"  # Gemini generateContent / streamGenerateContent
+    KIRO = "kiro"  # Kiro / CodeWhisperer GenerateAssistantResponse
+    CONVERSE = "converse"  # Bedrock Converse / ConverseStream
+    GENERATE = "generate"  # Ollama /api/generate
+    EMBEDDINGS = "embeddings"  # OpenAI embeddings, Gemini embedContent
+    OTHER = "other"  # any other call on a provider's host (kept, not parsed as a model call)
+
+
 RETRYABLE_ERRORS = frozenset(
     {ErrorType.NETWORK, ErrorType.TIMEOUT, ErrorType.RATE_LIMIT, ErrorType.SERVER_ERROR}
 )

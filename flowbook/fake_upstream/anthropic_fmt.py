@@ -25,6 +25,7 @@ from flowbook.fake_upstream.common import (
     stable_id,
     text_of,
 )
+from flowbook.streams.sse import encode_sse
 
 _ERRORS = {
     400: ("invalid_request_error", "max_tokens: Field required (fake 400)"),
@@ -148,7 +149,7 @@ def _events(p: Plan, mid: str, stop: str) -> Iterator[bytes]:
     def ev(obj: dict[str, Any]) -> bytes:
         nonlocal n
         n += 7
-        return f"event: {obj['type']}\ndata: {padded_json(obj, n)}\n\n".encode()
+        return encode_sse(padded_json(obj, n), obj["type"])
 
     start: dict[str, Any] = {"model": p.model, "id": mid, "type": "message", "role": "assistant"}
     start["content"] = []
@@ -164,7 +165,7 @@ def _events(p: Plan, mid: str, stop: str) -> Iterator[bytes]:
             empty = {"type": "text", "text": ""}
         yield ev({"type": "content_block_start", "index": idx, "content_block": empty})
         if idx == 0:
-            yield b'event: ping\ndata: {"type": "ping"}\n\n'
+            yield encode_sse({"type": "ping"}, "ping")
         deltas: list[dict[str, Any]] = []
         if kind == "thinking":
             deltas = [
@@ -183,7 +184,7 @@ def _events(p: Plan, mid: str, stop: str) -> Iterator[bytes]:
                     "type": "error",
                     "error": {"type": "overloaded_error", "message": "Overloaded"},
                 }
-                yield f"event: error\ndata: {json.dumps(err)}\n\n".encode()
+                yield encode_sse(err, "error")
                 return
             yield ev({"type": "content_block_delta", "index": idx, "delta": d})
         yield ev({"type": "content_block_stop", "index": idx})

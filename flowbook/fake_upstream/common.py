@@ -146,12 +146,6 @@ def padded_json(obj: Any, seed: int) -> str:
     return s[:-1] + " " * (seed % 16) + "}"
 
 
-def sse(data: str, event: str | None = None, sep: str = "\n") -> bytes:
-    """One SSE event: optional ``event:`` line, one ``data:`` line, blank line."""
-    out = f"event: {event}{sep}" if event else ""
-    return (out + f"data: {data}{sep}{sep}").encode()
-
-
 @dataclass
 class Plan:
     """What the fake "model" answers, before a format renders it."""

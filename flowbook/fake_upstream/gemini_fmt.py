@@ -31,6 +31,8 @@ from flowbook.fake_upstream.common import (
     text_of,
     tokens,
 )
+from flowbook.streams.json_array import encode_json_array
+from flowbook.streams.sse import encode_sse
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -203,12 +205,8 @@ def _sse(chunks: _Chunks) -> Iterator[bytes]:
             # A failed stream sends the error as bare pretty-printed lines, no "data: ".
             yield (json.dumps(c, indent=2) + "\r\n").encode()
             return
-        yield f"data: {json.dumps(c, separators=(',', ': '))}\r\n\r\n".encode()
+        yield encode_sse(c, sep="\r\n", separators=(",", ": "))
 
 
 def _array(chunks: _Chunks) -> Iterator[bytes]:
-    first = True
-    for c in chunks.stream():
-        yield (("[" if first else "\n,\r\n") + json.dumps(c, indent=2)).encode()
-        first = False
-    yield b"\n]"
+    return encode_json_array(chunks.stream())

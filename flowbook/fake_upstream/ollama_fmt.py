@@ -24,6 +24,7 @@ from flowbook.fake_upstream.common import (
     make_plan,
     split_words,
 )
+from flowbook.streams.ndjson import encode_ndjson
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
@@ -77,7 +78,7 @@ def chat(req: FakeRequest) -> Reply:
         merged = _merge(lines, generate)
         h = {"Content-Type": "application/json; charset=utf-8"}
         return Reply(headers=h, body=json.dumps(merged).encode())
-    return Reply(headers=NDJSON, events=(json.dumps(x).encode() + b"\n" for x in lines))
+    return Reply(headers=NDJSON, events=(encode_ndjson(x) for x in lines))
 
 
 def _lines(p: Plan, generate: bool) -> Iterator[dict[str, Any]]:

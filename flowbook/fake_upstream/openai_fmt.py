@@ -29,10 +29,10 @@ from flowbook.fake_upstream.common import (
     json_reply,
     make_plan,
     split_words,
-    sse,
     stable_id,
     tokens,
 )
+from flowbook.streams.sse import encode_sse
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -161,7 +161,7 @@ def _chat_events(p: Plan, cid: str, call_id: str, opts: dict[str, Any]) -> Itera
             c["usage"] = usage
         if obfuscate:
             c["obfuscation"] = obfuscation(seq)
-        return sse(json.dumps(c, separators=(",", ":"), ensure_ascii=False))
+        return encode_sse(json.dumps(c, separators=(",", ":"), ensure_ascii=False))
 
     if p.tool_name:
         first = {"index": 0, "id": call_id, "type": "function"}
@@ -176,13 +176,13 @@ def _chat_events(p: Plan, cid: str, call_id: str, opts: dict[str, Any]) -> Itera
             if p.midstream_error and i == 2:
                 msg = "The server had an error while processing your request."
                 err = {"message": msg, "type": "server_error", "param": None, "code": None}
-                yield sse(json.dumps({"error": err}))
+                yield encode_sse(json.dumps({"error": err}))
                 return
             yield chunk({"content": word})
         yield chunk({}, "stop")
     if include_usage:
         yield chunk(None, usage=_chat_usage(p))
-    yield b"data: [DONE]\n\n"
+    yield encode_sse("[DONE]")
 
 
 # --- models / embeddings -----------------------------------------------------------------

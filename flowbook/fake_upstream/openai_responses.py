@@ -23,11 +23,11 @@ from flowbook.fake_upstream.common import (
     json_reply,
     make_plan,
     split_words,
-    sse,
     stable_id,
     text_of,
 )
 from flowbook.fake_upstream.openai_fmt import SSE_HEADERS, error_reply, obfuscation, openai_headers
+from flowbook.streams.sse import encode_sse
 
 
 def _responses_plan(body: dict[str, Any]) -> Plan:
@@ -153,7 +153,7 @@ class ResponsesRenderer:
     def _ev(self, type_: str, **fields: Any) -> bytes:
         self.seq += 1
         data = {"type": type_, **fields, "sequence_number": self.seq}
-        return sse(json.dumps(data, separators=(",", ":"), ensure_ascii=False), event=type_)
+        return encode_sse(json.dumps(data, separators=(",", ":"), ensure_ascii=False), event=type_)
 
     def events(self) -> Iterator[bytes]:
         """The streamed event sequence, as recorded."""

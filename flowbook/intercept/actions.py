@@ -12,18 +12,11 @@ from typing import Any
 
 from mitmproxy import http
 
-from flowbook.intercept.edit import gemini_model_path, modify_body
+from flowbook.intercept.edit import modify_body
 from flowbook.intercept.host import InterceptHost
 from flowbook.intercept.pending import Decision, PendingFlow
-from flowbook.intercept.render import (
-    api_of,
-    body_from_parts,
-    body_from_response,
-    error_reply,
-    gemini_uses_sse,
-)
-from flowbook.intercept.render_stream import render_stream
-from flowbook.model import ErrorType, FlowError, FlowState, LLMFlow, LLMResponse
+from flowbook.intercept.render import api_of, codec_of, error_reply
+from flowbook.model import Api, ErrorType, FlowError, FlowState, LLMFlow, LLMResponse
 
 ORIG_REQ_KEY = "flowbook_intercept_orig_request"
 ORIG_RESP_KEY = "flowbook_intercept_orig_response"
@@ -37,7 +30,7 @@ def dumps(body: Any) -> bytes:
 
 def client_stream(flow: http.HTTPFlow, llm: LLMFlow) -> bool:
     """Does the client expect a stream? (The addon notes it when it buffers a stream.)"""
-    if api_of(llm) == "kiro":  # Kiro answers only as an event stream
+    if api_of(llm) == Api.KIRO:  # Kiro answers only as an event stream
         return True
     noted = flow.metadata.get("flowbook_client_stream")
     if noted is not None:
@@ -92,7 +85,7 @@ def apply_modify(
 ) -> None:
     """A modify rule: JSON field overrides and header changes on the outgoing request."""
     keep_original_request(flow, llm, host)
-    api = api_of(llm)
+    codec = codec_of(llm)
     body_keys = {"model", "temperature", "max_tokens", "top_p", "system", "set", "remove"}
     if body_keys & set(params):
         body = request_json(flow)
@@ -102,9 +95,9 @@ def apply_modify(
                 level="warning",
             )
         else:
-            flow.request.content = dumps(modify_body(api, body, params))
-    if api == "generate_content" and "model" in params:
-        flow.request.path = gemini_model_path(flow.request.path, str(params["model"]))
+            flow.request.content = dumps(modify_body(codec.api, body, params, codec=codec))
+    if not codec.model_in_body() and "model" in params:
+        flow.request.path = codec.model_path(flow.request.path, str(params["model"]))
     changes: dict[str, str | None] = {k: str(v) for k, v in (params.get("headers") or {}).items()}
     changes.update({k: None for k in params.get("remove_headers") or []})
     apply_headers(flow.request.headers, changes)
@@ -123,8 +116,9 @@ def replace_request(
     if body is not None:
         flow.request.content = dumps(body)
         model = body.get("model")
-        if api_of(llm) == "generate_content" and isinstance(model, str):
-            flow.request.path = gemini_model_path(flow.request.path, model)
+        codec = codec_of(llm)
+        if not codec.model_in_body() and isinstance(model, str):
+            flow.request.path = codec.model_path(flow.request.path, model)
     if headers:
         apply_headers(flow.request.headers, headers)
     host.request_changed(llm.id)
@@ -156,7 +150,7 @@ def mock_body(
     """The body a mock answers with: the given body, or ``text`` in the provider's format."""
     if body is not None:
         return body
-    return body_from_parts(api_of(llm), text=text or "", model=model or llm.model)
+    return codec_of(llm).body_from_parts(text=text or "", model=model or llm.model)
 
 
 def send_body(
@@ -168,9 +162,9 @@ def send_body(
     headers: dict[str, str] | None = None,
 ) -> None:
     """Answer (or re-answer) with ``body``, as a stream when the client asked for one."""
-    api = api_of(llm)
     if client_stream(flow, llm) and status < 400:
-        content, ctype = render_stream(api, body, gemini_sse=gemini_uses_sse(llm))
+        encoded = codec_of(llm).encode_stream(body, llm.request)
+        content, ctype = encoded.body, encoded.content_type
     else:
         content, ctype = dumps(body), "application/json"
     _set_response(flow, status, content, ctype, {"x-flowbook-intercept": "1", **(headers or {})})
@@ -182,7 +176,7 @@ def send_error(
     """End the flow with an error reply in the provider's format; the flow is Cancelled."""
     if flow.response is not None:
         keep_original_response(flow, llm, host)
-    status, headers, content = error_reply(api_of(llm), status, message)
+    status, headers, content = error_reply(api_of(llm), status, message, codec=codec_of(llm))
     ctype = headers.pop("content-type")
     _set_response(flow, status, content, ctype, headers)
     flow.metadata[OUTCOME_KEY] = outcome
@@ -204,38 +198,44 @@ def editable_response(flow: http.HTTPFlow, llm: LLMFlow) -> dict[str, Any] | Non
         except ValueError:
             return {"text": content.decode("utf-8", "replace")}
     rebuilt = assemble(flow, llm, content)
-    return body_from_response(api_of(llm), rebuilt, llm.model)
+    return codec_of(llm).response_body(rebuilt, model=llm.model)
 
 
 def assemble(flow: http.HTTPFlow, llm: LLMFlow, content: bytes) -> LLMResponse:
     """Rebuild a buffered stream with the provider's own decoder and assembler."""
     from flowbook.providers import registry
     from flowbook.providers.base import RequestView
-    from flowbook.streams import make_decoder
+    from flowbook.providers.rebuild import rebuild_response
 
     resp = flow.response
     assert resp is not None
-    out = LLMResponse(status_code=resp.status_code)
     try:
         provider = registry.get(llm.metadata.provider)
-        view = RequestView(
-            method=flow.request.method,
-            url=flow.request.pretty_url,
-            host=flow.request.pretty_host,
-            path=flow.request.path,
-        )
-        framing = provider.framing(view, llm.metadata.api, resp.headers.get("content-type", ""))
-        asm = provider.assembler(llm.metadata.api, llm.request, out)
-        if framing == "json":
-            asm.feed_body(json.loads(content))
-        else:
-            dec = make_decoder(framing)
-            t = time.time()
-            for event in [*dec.feed(content, t), *dec.close(t)]:
-                asm.feed(event)
-        asm.finish()
-    except Exception as exc:  # the editable view is best effort; traffic is unaffected
-        out.text = out.text or f"(flowbook could not rebuild this stream: {exc})"
+    except KeyError as exc:  # the editable view is best effort; traffic is unaffected
+        out = LLMResponse(status_code=resp.status_code)
+        out.text = f"(flowbook could not rebuild this stream: {exc})"
+        return out
+    view = RequestView(
+        method=flow.request.method,
+        url=flow.request.pretty_url,
+        host=flow.request.pretty_host,
+        path=flow.request.path,
+        headers={k.lower(): v for k, v in flow.request.headers.items()},
+        body=flow.request.get_content(strict=False) or b"",
+    )
+    rebuilt = rebuild_response(
+        provider,
+        llm.metadata.api,
+        llm.request,
+        view,
+        status=resp.status_code,
+        headers=dict(resp.headers.items()),
+        body=content,
+    )
+    out = rebuilt.response
+    failed = [e for e in rebuilt.parse_errors if e.startswith("rebuild failed")]
+    if failed and not out.text:
+        out.text = f"(flowbook could not rebuild this stream: {failed[0]})"
     return out
 
 

@@ -2,40 +2,41 @@
 ``resume(request_body=…, response_body=…, headers=…)``.
 
 Every field a modify rule names lands where that provider keeps it (Gemini's temperature is
-``generationConfig.temperature``, Anthropic's system prompt is ``system``, …). Validation runs in
-the caller's thread before anything crosses to the proxy, so a bad edit raises at once and the
-flow stays paused.
+``generationConfig.temperature``, Anthropic's system prompt is ``system``, …): the codec of the
+flow's API says where (:mod:`flowbook.providers.codec`). Validation runs in the caller's thread
+before anything crosses to the proxy, so a bad edit raises at once and the flow stays paused.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 from typing import Any
 
+from flowbook.providers.codec import EditError, WireCodec
+from flowbook.providers.gemini_encode import GENERATE_CONTENT
+from flowbook.providers.registry import codec_for_api
 
-class EditError(ValueError):
-    """An edit that cannot be applied; the message says what to fix."""
+__all__ = [
+    "EditError",
+    "gemini_model_path",
+    "modify_body",
+    "param_path",
+    "parse_json_object",
+    "remove_path",
+    "set_path",
+    "set_system",
+    "validate_headers",
+    "validate_request_body",
+    "validate_response_body",
+]
 
-
-# Where each provider keeps a parameter: api -> name -> JSON path.
-_PARAM_PATHS: dict[str, dict[str, str]] = {
-    "responses": {"max_tokens": "max_output_tokens"},
-    "generate_content": {
-        "temperature": "generationConfig.temperature",
-        "top_p": "generationConfig.topP",
-        "max_tokens": "generationConfig.maxOutputTokens",
-    },
-    "kiro": {"model": "conversationState.currentMessage.userInputMessage.modelId"},
-}
+_NAMED_PARAMS = ("model", "temperature", "max_tokens", "top_p")
 
 
 def param_path(api: str, name: str, body: dict[str, Any]) -> str:
     """The JSON path of a named parameter in ``api``'s request body."""
-    if api == "chat" and name == "max_tokens" and "max_completion_tokens" in body:
-        return "max_completion_tokens"
-    return _PARAM_PATHS.get(api, {}).get(name, name)
+    return codec_for_api(api).param_path(name, body)
 
 
 def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
@@ -64,38 +65,24 @@ def remove_path(obj: dict[str, Any], path: str) -> None:
 
 def set_system(api: str, body: dict[str, Any], system: str) -> None:
     """Replace (or add) the system prompt in the provider's own field."""
-    if api == "messages":
-        body["system"] = system
-    elif api == "responses":
-        body["instructions"] = system
-    elif api == "generate_content":
-        body["systemInstruction"] = {"parts": [{"text": system}]}
-    elif api == "kiro":
-        raise EditError("Kiro requests have no system prompt field; use set= with a JSON path")
-    else:
-        messages = body.setdefault("messages", [])
-        if (
-            messages
-            and isinstance(messages[0], dict)
-            and messages[0].get("role")
-            in (
-                "system",
-                "developer",
-            )
-        ):
-            messages[0]["content"] = system
-        else:
-            messages.insert(0, {"role": "system", "content": system})
+    codec_for_api(api).set_system(body, system)
 
 
-def modify_body(api: str, body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``body`` with a modify rule's body changes applied (headers are separate)."""
+def modify_body(
+    api: str, body: dict[str, Any], params: dict[str, Any], *, codec: WireCodec | None = None
+) -> dict[str, Any]:
+    """A copy of ``body`` with a modify rule's body changes applied (headers are separate).
+
+    ``codec`` (default: the API's) says where each named parameter lives; a model named in the
+    URL (Gemini) is the caller's to change (:meth:`WireCodec.model_path`).
+    """
+    c = codec or codec_for_api(api)
     out = copy.deepcopy(body)
-    for name in ("model", "temperature", "max_tokens", "top_p"):
-        if name in params and not (name == "model" and api == "generate_content"):
-            set_path(out, param_path(api, name, out), params[name])
+    for name in _NAMED_PARAMS:
+        if name in params and not (name == "model" and not c.model_in_body()):
+            set_path(out, c.param_path(name, out), params[name])
     if "system" in params:
-        set_system(api, out, str(params["system"]))
+        c.set_system(out, str(params["system"]))
     for path, value in (params.get("set") or {}).items():
         set_path(out, path, value)
     for path in params.get("remove") or []:
@@ -105,7 +92,7 @@ def modify_body(api: str, body: dict[str, Any], params: dict[str, Any]) -> dict[
 
 def gemini_model_path(path: str, model: str) -> str:
     """Gemini names the model in the URL: ``…/models/{model}:generateContent``."""
-    return re.sub(r"(/models/)[^/:]+(:)", lambda m: f"{m[1]}{model}{m[2]}", path, count=1)
+    return GENERATE_CONTENT.model_path(path, model)
 
 
 def parse_json_object(value: Any, what: str) -> dict[str, Any]:
@@ -127,31 +114,14 @@ def validate_request_body(api: str, value: Any) -> dict[str, Any]:
     body = parse_json_object(value, "request_body")
     if "model" in body and not isinstance(body["model"], str):
         raise EditError("request_body: 'model' must be a string")
-    key = {"chat": "messages", "messages": "messages", "generate_content": "contents"}.get(api)
-    if key and key in body:
-        items = body[key]
-        if not isinstance(items, list) or not all(isinstance(m, dict) for m in items):
-            raise EditError(f"request_body: '{key}' must be a list of objects")
-        if key == "messages":
-            for i, m in enumerate(items):
-                if "role" not in m:
-                    raise EditError(f"request_body: messages[{i}] has no 'role'")
-    if api == "responses" and "input" in body and not isinstance(body["input"], (str, list)):
-        raise EditError("request_body: 'input' must be a string or a list")
+    codec_for_api(api).validate_request(body)
     return body
 
 
 def validate_response_body(api: str, value: Any) -> dict[str, Any]:
     """Check an edited response body has the fields the stream renderer and SDKs need."""
     body = parse_json_object(value, "response_body")
-    need = {
-        "chat": "choices",
-        "messages": "content",
-        "responses": "output",
-        "generate_content": "candidates",
-    }.get(api)
-    if need and not isinstance(body.get(need), list) and "error" not in body:
-        raise EditError(f"response_body: expected a list in '{need}' for this {api} response")
+    codec_for_api(api).validate_response(body)
     return body
 
 

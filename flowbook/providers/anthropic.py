@@ -13,12 +13,13 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from flowbook.model import FlowError, LLMRequest, LLMResponse, Message, Part, Tool
+from flowbook.model import Api, FlowError, LLMRequest, LLMResponse, Message, Part, Tool
 from flowbook.providers.anthropic_assembler import (
     AnthropicAssembler,
     anthropic_error,
     anthropic_usage,
 )
+from flowbook.providers.anthropic_encode import MESSAGES, VERTEX_MESSAGES
 from flowbook.providers.base import (
     HOST,
     PATH,
@@ -32,6 +33,7 @@ from flowbook.providers.base import (
     generic_error,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
 from flowbook.providers.registry import register
 
 __all__ = [
@@ -59,14 +61,14 @@ class AnthropicProvider(Provider):
         path = req.path_only.rstrip("/")
         api = _api_for_path(path)
         if req.host.lower() in _HOSTS:
-            return Detection(self.name, api or "other", HOST)
+            return Detection(self.name, api or Api.OTHER, HOST)
         if api is not None and (
             req.header("anthropic-version")
             or (path.endswith("/v1/messages") and _shape(req, on_messages_path=True))
         ):
             return Detection(self.name, api, PATH)
         if _shape(req):
-            return Detection(self.name, "messages", SHAPE)
+            return Detection(self.name, Api.MESSAGES, SHAPE)
         return None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
@@ -83,6 +85,10 @@ class AnthropicProvider(Provider):
         if not content_type.strip() and _wants_stream(req):
             return SSE
         return framing
+
+    def codec(self, api: str) -> WireCodec | None:
+        """The Messages codec (``count_tokens`` and other endpoints have none)."""
+        return MESSAGES if api == Api.MESSAGES else None
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         """The Messages assembler (also harmless for count_tokens and other endpoints)."""
@@ -106,12 +112,15 @@ class AnthropicVertexProvider(AnthropicProvider):
         if m is None:
             return None
         method = m.group(2).lower()
-        api = "messages" if method in ("rawpredict", "streamrawpredict") else "other"
+        api = Api.MESSAGES if method in ("rawpredict", "streamrawpredict") else Api.OTHER
         host = req.host.lower()
         strength = (
             HOST if host.endswith(("aiplatform.googleapis.com", ".rep.googleapis.com")) else PATH
         )
         return Detection(self.name, api, strength)
+
+    def codec(self, api: str) -> WireCodec | None:
+        return VERTEX_MESSAGES if api == Api.MESSAGES else None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
         """As the first-party API, but the model and streaming come from the URL path."""
@@ -124,12 +133,12 @@ class AnthropicVertexProvider(AnthropicProvider):
         return out
 
 
-def _api_for_path(path: str) -> str | None:
+def _api_for_path(path: str) -> Api | None:
     """``messages`` for ``…/v1/messages``, ``other`` for its sub-resources, None otherwise."""
     if path.endswith("/messages"):
-        return "messages"
+        return Api.MESSAGES
     if re.search(r"/messages/(count_tokens|batches)\b", path):
-        return "other"
+        return Api.OTHER
     return None
 
 

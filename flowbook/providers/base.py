@@ -1,9 +1,11 @@
-"""The provider interface: detect a call, parse its request, rebuild its response.
+"""The provider interface: detect a call, parse its request, rebuild and write its bodies.
 
 A provider module defines one :class:`Provider` subclass and registers it with
-:func:`flowbook.providers.registry.register`. Detection returns a :class:`Detection` with a
-strength (host match beats path/header match beats body shape), so official endpoints and custom
-base URLs both work (docs/wire-formats.md §9).
+:func:`flowbook.providers.registry.register`. Through :meth:`Provider.codec` it names the
+:class:`~flowbook.providers.codec.WireCodec` of each API it serves, which encodes requests and
+responses (streamed or not) and edits bodies for interception. Detection returns a
+:class:`Detection` with a strength (host match beats path/header match beats body shape), so
+official endpoints and custom base URLs both work (docs/wire-formats.md §9).
 
 Response reconstruction is split in two layers that know nothing of mitmproxy:
 
@@ -18,10 +20,13 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from flowbook.model import ErrorType, FlowError, LLMRequest, LLMResponse, StreamEvent
+from flowbook.model import Api, ErrorType, FlowError, LLMRequest, LLMResponse, StreamEvent
+
+if TYPE_CHECKING:
+    from flowbook.providers.codec import Encoded, WireCodec
 
 # Framing names understood by flowbook.streams.make_decoder.
 SSE = "sse"
@@ -74,9 +79,14 @@ class RequestView:
 
 @dataclass
 class Detection:
+    """Which provider and API a request belongs to, and how sure detection is."""
+
     provider: str
-    api: str
+    api: Api
     strength: int
+
+    def __post_init__(self) -> None:
+        self.api = Api(self.api)
 
 
 class Assembler(ABC):
@@ -104,7 +114,11 @@ class Assembler(ABC):
 
 
 class Provider(ABC):
-    """One wire format family (OpenAI, Anthropic, Gemini, Kiro, …)."""
+    """One provider (OpenAI, Anthropic, Gemini, Kiro, …): detection, parsing, framing, codecs.
+
+    Subclasses implement ``detect``, ``parse_request`` and ``codec``; ``assembler`` comes from
+    the codec unless a provider needs its own.
+    """
 
     name: ClassVar[str]
 
@@ -120,9 +134,34 @@ class Provider(ABC):
         """Which framing decoder reads the response body. Content type decides by default."""
         return framing_for_content_type(content_type)
 
-    @abstractmethod
+    def codec(self, api: str) -> WireCodec | None:
+        """The codec that reads and writes ``api``'s bodies here; None when flowbook has none
+        (``other``, embeddings): such flows are kept but not rebuilt or rewritten."""
+        return None
+
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
-        """A fresh assembler for one response."""
+        """A fresh assembler for one response (the codec's, by default)."""
+        codec = self.codec(api)
+        if codec is None:
+            raise ValueError(f"provider {self.name!r} has no codec for api {api!r}")
+        asm: Assembler = codec.new_assembler(request, response)
+        return asm
+
+    def encode_request(self, request: LLMRequest, api: str) -> bytes:
+        """The request body that ``request`` stands for, in this provider's ``api`` format."""
+        return self._codec(api).encode_request(request)
+
+    def encode_response(
+        self, response: LLMResponse, api: str, *, stream: bool, request: LLMRequest | None = None
+    ) -> Encoded:
+        """The response body a client of ``api`` would receive, streamed or not."""
+        return self._codec(api).encode_response(response, stream=stream, request=request)
+
+    def _codec(self, api: str) -> WireCodec:
+        codec = self.codec(api)
+        if codec is None:
+            raise ValueError(f"provider {self.name!r} cannot encode api {api!r}")
+        return codec
 
     def parse_error(self, status: int, body: Any, headers: dict[str, str]) -> FlowError:
         """Map an error response (status >= 400, body parsed JSON or bytes) to a FlowError."""

@@ -18,7 +18,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from flowbook.model import FlowError, LLMRequest, LLMResponse, Message, Tool
+from flowbook.model import Api, FlowError, LLMRequest, LLMResponse, Message, Tool
 from flowbook.providers.base import (
     EVENTSTREAM,
     HOST,
@@ -31,7 +31,9 @@ from flowbook.providers.base import (
     framing_for_content_type,
     wire_request,
 )
+from flowbook.providers.bedrock_encode import CONVERSE, INVOKE_MESSAGES
 from flowbook.providers.bedrock_stream import ConverseAssembler, InvokeAssembler, converse_part
+from flowbook.providers.codec import WireCodec
 from flowbook.providers.kiro import aws_error
 from flowbook.providers.registry import register
 
@@ -86,18 +88,18 @@ class BedrockProvider(Provider):
         if found is not None:
             return Detection(self.name, self._api(found[1], req), HOST if on_host else PATH)
         if on_host:
-            return Detection(self.name, "other", HOST)
+            return Detection(self.name, Api.OTHER, HOST)
         if _is_converse_body(req.json()):
-            return Detection(self.name, "converse", SHAPE)
+            return Detection(self.name, Api.CONVERSE, SHAPE)
         return None
 
     @staticmethod
-    def _api(op: str, req: RequestView) -> str:
+    def _api(op: str, req: RequestView) -> Api:
         if op.startswith("converse"):
-            return "converse"
+            return Api.CONVERSE
         if op.startswith("invoke") and _is_anthropic_body(req.json()):
-            return "messages"
-        return "other"
+            return Api.MESSAGES
+        return Api.OTHER
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
         model, op = _op(req) or (None, "")
@@ -122,6 +124,10 @@ class BedrockProvider(Provider):
         if found and found[1] in _STREAM_OPS and "json" not in ct:
             return EVENTSTREAM
         return framing_for_content_type(content_type)
+
+    def codec(self, api: str) -> WireCodec | None:
+        """Converse, or InvokeModel with an Anthropic body; other model families have none."""
+        return {Api.MESSAGES: INVOKE_MESSAGES, Api.CONVERSE: CONVERSE}.get(Api(api))
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         if api == "messages":

@@ -1,4 +1,4 @@
-"""Google Gemini ``generateContent``: detection, request parsing, errors (wire-formats §4, §9).
+"""Gemini ``generateContent``: detection, request parsing, errors (docs/wire-formats.md §4, §9).
 
 Three providers share one body format and one assembler
 (:class:`~flowbook.providers.gemini_assembler.GeminiAssembler`, re-exported here):
@@ -20,7 +20,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from flowbook.model import FlowError, LLMRequest, LLMResponse, Message, Part, Tool
+from flowbook.model import Api, FlowError, LLMRequest, LLMResponse, Message, Part, Tool
 from flowbook.providers.base import (
     HOST,
     JSON_ARRAY,
@@ -35,7 +35,9 @@ from flowbook.providers.base import (
     generic_error,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
 from flowbook.providers.gemini_assembler import GeminiAssembler, gemini_error, gemini_usage
+from flowbook.providers.gemini_encode import CODE_ASSIST, GENERATE_CONTENT
 from flowbook.providers.registry import register
 
 __all__ = [
@@ -54,13 +56,13 @@ _CODE_ASSIST_PATH = re.compile(r"/v1internal:(\w+)$")
 _BODY_KEYS = ("contents", "systemInstruction", "system_instruction", "tools")
 
 
-def _api_for_method(method: str) -> str:
+def _api_for_method(method: str) -> Api:
     m = method.lower()
     if m in ("generatecontent", "streamgeneratecontent"):
-        return "generate_content"
+        return Api.GENERATE_CONTENT
     if m in ("embedcontent", "batchembedcontents"):
-        return "embeddings"
-    return "other"
+        return Api.EMBEDDINGS
+    return Api.OTHER
 
 
 class GeminiProvider(Provider):
@@ -83,13 +85,13 @@ class GeminiProvider(Provider):
         if "/openai/" in req.path_only + "/":
             return None
         m = self._match(req)
-        api = _api_for_method(m.group(2)) if m else "other"
+        api = _api_for_method(m.group(2)) if m else Api.OTHER
         if req.host.lower() in self.hosts:
             return Detection(self.name, api, HOST)
         if m is not None:
             return Detection(self.name, api, PATH)
         if type(self) is GeminiProvider and _shape(req.json()):
-            return Detection(self.name, "generate_content", SHAPE)
+            return Detection(self.name, Api.GENERATE_CONTENT, SHAPE)
         return None
 
     def _method(self, req: RequestView) -> str:
@@ -125,6 +127,12 @@ class GeminiProvider(Provider):
         if streamed and not content_type.strip():
             return SSE
         return framing
+
+    def codec(self, api: str) -> WireCodec | None:
+        """generateContent (Code Assist: its wrapped form); embeddings have none."""
+        if api != Api.GENERATE_CONTENT:
+            return None
+        return CODE_ASSIST if isinstance(self, GeminiCodeAssistProvider) else GENERATE_CONTENT
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         """The Gemini assembler (it also removes the Code Assist envelope)."""
@@ -173,7 +181,7 @@ class GeminiCodeAssistProvider(GeminiProvider):
     def detect(self, req: RequestView) -> Detection | None:
         """The Code Assist host (any ``v1internal`` method), or the path on another host."""
         m = self._match(req)
-        api = _api_for_method(m.group(1)) if m else "other"
+        api = _api_for_method(m.group(1)) if m else Api.OTHER
         host = req.host.lower()
         if host in self.hosts or host.endswith("-cloudcode-pa.googleapis.com"):
             return Detection(self.name, api, HOST)
@@ -181,7 +189,7 @@ class GeminiCodeAssistProvider(GeminiProvider):
             return Detection(self.name, api, PATH)
         body = req.json()
         if isinstance(body, dict) and "project" in body and _shape(body.get("request")):
-            return Detection(self.name, "generate_content", SHAPE)
+            return Detection(self.name, Api.GENERATE_CONTENT, SHAPE)
         return None
 
     def _model(self, req: RequestView, body: Any) -> str | None:

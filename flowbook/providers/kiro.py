@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from flowbook.model import (
+    Api,
     FlowError,
     LLMRequest,
     LLMResponse,
@@ -37,6 +38,8 @@ from flowbook.providers.base import (
     parse_arguments,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
+from flowbook.providers.kiro_encode import KIRO
 from flowbook.providers.kiro_stream import (
     KiroAssembler,
     aws_error,
@@ -82,12 +85,12 @@ class KiroProvider(Provider):
         gar = _is_gar(req)
         if _HOST.match(host):
             # Same host and path also carry ListAvailableModels, SendTelemetryEvent, …
-            return Detection(self.name, "kiro" if gar else "other", HOST)
+            return Detection(self.name, Api.KIRO if gar else Api.OTHER, HOST)
         if gar:
-            return Detection(self.name, "kiro", PATH)
+            return Detection(self.name, Api.KIRO, PATH)
         body = req.json()
         if isinstance(body, dict) and isinstance(body.get("conversationState"), dict):
-            return Detection(self.name, "kiro", SHAPE)
+            return Detection(self.name, Api.KIRO, SHAPE)
         return None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
@@ -126,6 +129,9 @@ class KiroProvider(Provider):
         if api == "kiro":
             return JSON if "json" in content_type.lower() else EVENTSTREAM
         return super().framing(req, api, content_type)
+
+    def codec(self, api: str) -> WireCodec | None:
+        return KIRO if api == Api.KIRO else None
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         return KiroAssembler(request, response)

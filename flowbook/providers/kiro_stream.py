@@ -99,7 +99,7 @@ class KiroAssembler(Assembler):
         if mtype == "exception" or (name or "").lower().endswith("exception"):
             self.error = aws_error(None, data, name=name)
             return False
-        # Some test doubles wrap payloads as {"assistantResponseEvent": {...}} (§6.4).
+        # Some test doubles wrap payloads as {"assistantResponseEvent": {...}} (§6.3).
         if isinstance(data, dict) and len(data) == 1:
             key, inner = next(iter(data.items()))
             if (key in _WRAPPABLE or key in _KEPT) and isinstance(inner, dict):

@@ -12,6 +12,7 @@ import json
 from typing import Any, ClassVar
 
 from flowbook.model import (
+    Api,
     ErrorType,
     FlowError,
     LLMRequest,
@@ -36,11 +37,13 @@ from flowbook.providers.base import (
     parse_arguments,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
+from flowbook.providers.ollama_encode import OLLAMA_CHAT, OLLAMA_GENERATE
 from flowbook.providers.openai_common import parse_tools
 from flowbook.providers.registry import register
 
 OLLAMA_PORT = 11434
-_APIS = {"/api/chat": "chat", "/api/generate": "generate"}
+_APIS = {"/api/chat": Api.CHAT, "/api/generate": Api.GENERATE}
 _MAPPED = frozenset({"model", "messages", "prompt", "system", "tools", "stream", "images"})
 _TIMINGS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 
@@ -63,7 +66,7 @@ class OllamaProvider(Provider):
             return None
         if on_port and path.startswith("/api/"):
             # /api/tags, /api/show, /api/embed…: Ollama traffic, not a model call we rebuild.
-            return Detection(self.name, "other", PATH)
+            return Detection(self.name, Api.OTHER, PATH)
         return None
 
     def parse_request(self, req: RequestView, api: str) -> LLMRequest:
@@ -119,6 +122,9 @@ class OllamaProvider(Provider):
         body = req.json()
         streamed = not (isinstance(body, dict) and body.get("stream") is False)
         return NDJSON if streamed and api in _APIS.values() else JSON
+
+    def codec(self, api: str) -> WireCodec | None:
+        return {Api.CHAT: OLLAMA_CHAT, Api.GENERATE: OLLAMA_GENERATE}.get(Api(api))
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         return OllamaAssembler(request, response)

@@ -21,7 +21,7 @@ import re
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
-from flowbook.model import FlowError, LLMRequest, LLMResponse, Message, Part, StreamEvent
+from flowbook.model import Api, FlowError, LLMRequest, LLMResponse, Message, Part, StreamEvent
 from flowbook.providers.base import (
     HOST,
     PATH,
@@ -31,9 +31,12 @@ from flowbook.providers.base import (
     RequestView,
     wire_request,
 )
+from flowbook.providers.codec import WireCodec
 from flowbook.providers.openai_chat import ChatAssembler, parse_chat_messages
 from flowbook.providers.openai_common import chat_usage, openai_error, parse_tools
+from flowbook.providers.openai_encode import CHAT
 from flowbook.providers.openai_responses import ResponsesAssembler, parse_responses_input
+from flowbook.providers.openai_responses_encode import RESPONSES
 from flowbook.providers.registry import register
 
 # Fields mapped onto LLMRequest attributes; every other top-level field goes to params.
@@ -42,16 +45,16 @@ _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
 _RESPONSE_ID = re.compile(r"/responses/[^/]+$")
 
 
-def api_for_path(path: str) -> str:
+def api_for_path(path: str) -> Api:
     """``chat`` / ``responses`` / ``embeddings`` / ``other`` from a URL path (no query)."""
     p = path.rstrip("/")
     if p.endswith("/chat/completions"):
-        return "chat"
+        return Api.CHAT
     if p.endswith("/responses") or (_RESPONSE_ID.search(p) and "/input_items" not in p):
-        return "responses"
+        return Api.RESPONSES
     if p.endswith("/embeddings"):
-        return "embeddings"
-    return "other"
+        return Api.EMBEDDINGS
+    return Api.OTHER
 
 
 def _foreign_path(path: str) -> bool:
@@ -79,7 +82,7 @@ class OpenAIProvider(Provider):
         if self.name == "openai" and host in ("chatgpt.com", "chat.openai.com"):
             # Codex CLI with a ChatGPT login; the rest of chatgpt.com is not an API.
             if "/backend-api/codex/" in path and api_for_path(path) == "responses":
-                return Detection(self.name, "responses", HOST)
+                return Detection(self.name, Api.RESPONSES, HOST)
             return None
         if not self.host_matches(req) or _foreign_path(path):
             return None
@@ -111,6 +114,10 @@ class OpenAIProvider(Provider):
         """Azure names the deployment in the path; other vendors always send ``model``."""
         m = _AZURE_DEPLOYMENT.search(path)
         return unquote(m.group(1)) if m else None
+
+    def codec(self, api: str) -> WireCodec | None:
+        """Chat Completions and Responses; embeddings and other calls are not re-encoded."""
+        return {Api.CHAT: CHAT, Api.RESPONSES: RESPONSES}.get(Api(api))
 
     def assembler(self, api: str, request: LLMRequest, response: LLMResponse) -> Assembler:
         if api == "responses":

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from flowbook.model import StreamEvent
 from flowbook.streams.base import FramingDecoder
@@ -159,3 +161,17 @@ class JSONArrayDecoder(FramingDecoder):
             self._pos -= keep
             if self._start >= 0:
                 self._start = 0
+
+
+def encode_json_array(items: Iterable[Any], *, indent: int | None = 2) -> Iterator[bytes]:
+    """A JSON array written one element at a time, as Gemini streams it (docs/wire-formats.md §4.4).
+
+    Yields ``[{…}``, then ``\\n,\\r\\n{…}`` per further element, then ``\\n]``: each piece can be
+    flushed on its own, and :class:`JSONArrayDecoder` returns each element as it completes. An
+    empty input still yields a valid ``[\\n]``.
+    """
+    first = True
+    for item in items:
+        yield (("[" if first else "\n,\r\n") + json.dumps(item, indent=indent)).encode("utf-8")
+        first = False
+    yield b"[\n]" if first else b"\n]"

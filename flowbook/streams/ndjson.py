@@ -50,3 +50,11 @@ class NDJSONDecoder(FramingDecoder):
         except ValueError as exc:
             self.errors.append(f"line is not JSON ({exc}): {text[:200]!r}")
             return StreamEvent(t=t, event=None, data=text)
+
+
+def encode_ndjson(obj: object) -> bytes:
+    """One NDJSON line, the inverse of :class:`NDJSONDecoder`: compact-enough JSON and an LF.
+
+    ``json.dumps`` escapes newlines inside strings, so a value never spans two lines.
+    """
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n"

@@ -121,3 +121,27 @@ class SSEDecoder(FramingDecoder):
             if raw.lstrip()[:1] in ("{", "[") and raw.strip() != "[DONE]":
                 self.errors.append(f"SSE data is not valid JSON: {raw[:120]!r}")
         return StreamEvent(t=t, event=event, data=data)
+
+
+def encode_sse(
+    data: Any,
+    event: str | None = None,
+    *,
+    sep: str = "\n",
+    separators: tuple[str, str] | None = None,
+) -> bytes:
+    """One SSE event, the inverse of :class:`SSEDecoder`: ``event:`` line, ``data:`` lines, blank.
+
+    ``data`` that is not a string is written as JSON (``separators`` as for ``json.dumps``;
+    non-ASCII kept); a string is written as is (``[DONE]``, or JSON a caller formatted itself).
+    A value holding newlines becomes several ``data:`` lines, which the decoder joins back with
+    LF. ``sep`` is the line ending: LF, or CRLF as Gemini sends.
+    """
+    payload = (
+        data
+        if isinstance(data, str)
+        else json.dumps(data, ensure_ascii=False, separators=separators)
+    )
+    head = f"event: {event}{sep}" if event is not None else ""
+    lines = "".join(f"data: {line}{sep}" for line in payload.split("\n"))
+    return (head + lines + sep).encode("utf-8")
