@@ -12,6 +12,7 @@ which variable):
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -163,6 +164,12 @@ def build_env(
         out["NODE_USE_ENV_PROXY"] = "1"
         if PRELOAD.exists():
             out["NODE_OPTIONS"] = merge_node_options(env.get("NODE_OPTIONS", ""), PRELOAD)
+        else:
+            logging.getLogger(__name__).warning(
+                "%s is missing (a source checkout without the widget build?): Node before 24 "
+                "will not use the proxy. Build it with: cd widgets && npm ci && node build.mjs",
+                PRELOAD,
+            )
     elif bypass:
         # Base-URL mode only: a corporate proxy in the user's environment must not swallow the
         # calls to our listeners on loopback.

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SUMMARY_MODELS = 8  # rows of the per-model table; the summary fits one screen
-SETTLE_TIMEOUT = 5.0  # seconds to wait for another process's capture to store the last flows
+SETTLE_TIMEOUT = 6.0  # seconds to wait for another process's capture to store the last flows
+SETTLE_QUIET = 1.5  # ... once no new flow has appeared for this long
 
 
 @dataclass
@@ -142,14 +143,18 @@ def flows_since(started: datetime.datetime, *, settle: bool) -> pd.DataFrame:
     df = read()
     if not settle:
         return df
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
+    # Another process parses and stores each flow shortly after it completes, and there is no
+    # channel to ask it when it is done: read until the count has held still for a moment.
+    start = time.monotonic()
+    stable_since = start
+    while time.monotonic() - start < SETTLE_TIMEOUT:
+        time.sleep(0.25)
         again = read()
-        done = again["state"].isin(["completed", "error", "cancelled"]).all()
-        if len(again) == len(df) and done:
-            return again
+        if len(again) != len(df):
+            stable_since = time.monotonic()
         df = again
+        if time.monotonic() - stable_since >= SETTLE_QUIET:
+            break
     return df
 
 
@@ -195,7 +200,7 @@ def summarize(df: pd.DataFrame, args: Sequence[str], returncode: int, seconds: f
     width = max(len(str(m)) for m in table.index[:SUMMARY_MODELS])
     for model, r in table.head(SUMMARY_MODELS).iterrows():
         lines.append(
-            f"  {model!s:<{width}}  {int(r['calls']):>4} calls  {int(r['tokens']):>9,} tokens"
+            f"  {model!s:<{width}}  {int(r['calls']):>4} call(s)  {int(r['tokens']):>9,} tokens"
             f"  ${float(r['cost']):.4f}"
         )
     if len(table) > SUMMARY_MODELS:
