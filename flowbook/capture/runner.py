@@ -49,7 +49,9 @@ def command_list(cmd: str | Sequence[str]) -> list[str]:
     """A command as an argv list (a string is split like a POSIX shell would)."""
     args = shlex.split(cmd) if isinstance(cmd, str) else [str(c) for c in cmd]
     if not args:
-        raise ValueError("no command to run: give the program and its arguments, e.g. 'python x.py'")
+        raise ValueError(
+            "no command to run: give the program and its arguments, e.g. 'python x.py'"
+        )
     return args
 
 

@@ -82,7 +82,8 @@ def test_python_requests_unchanged_and_exit_code_passed_through(
     prog = (
         "import requests, sys\n"
         f"r = requests.post('{tls_upstream.url}/v1/chat/completions',"
-        f" data={chat_body('hello from requests')!r}, headers={{'content-type': 'application/json'}})\n"
+        f" data={chat_body('hello from requests')!r},"
+        " headers={'content-type': 'application/json'})\n"
         "print(r.json()['choices'][0]['message']['content'])\n"
         "sys.exit(5)\n"
     )
