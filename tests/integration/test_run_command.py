@@ -296,3 +296,56 @@ def test_run_without_a_command_or_with_a_missing_one_says_what_to_do(data_dir: P
         [*cmd, "--", "no-such-program-xyz"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 127 and "command not found: 'no-such-program-xyz'" in out.stderr
+
+
+GO_CLIENT = """package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+)
+
+func main() {
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello from go"}]}`
+	url := os.Args[1] + "/v1/chat/completions"
+	r, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	b, _ := io.ReadAll(r.Body)
+	fmt.Print(string(b))
+}
+"""
+
+
+def _non_loopback_ipv4() -> str:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing address
+        return str(s.getsockname()[0])
+
+
+def test_go_net_http_unchanged_is_captured(data_dir: Path, tmp_path: Path) -> None:
+    """Go's net/http reads HTTPS_PROXY and SSL_CERT_FILE, but never proxies loopback hosts, so
+    the upstream listens on this machine's own non-loopback address."""
+    go = shutil.which("go") or next(
+        (p for p in ("/usr/lib/go/bin/go", "/usr/local/go/bin/go") if Path(p).exists()), None
+    )
+    if go is None:
+        pytest.skip("go is not installed")
+    (tmp_path / "main.go").write_text(GO_CLIENT)
+    env = {**os.environ, "GOCACHE": str(tmp_path / "gocache"), "HOME": str(tmp_path)}
+    subprocess.run(
+        [go, "build", "-o", "client", "main.go"], cwd=tmp_path, env=env, check=True, timeout=300
+    )
+    with FakeUpstream(host=_non_loopback_ipv4(), tls=True) as up:
+        out = flowbook_run(data_dir, str(tmp_path / "client"), up.url)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["choices"][0]["message"]["content"] == "Echo: hello from go"
+    (flow,) = stored(data_dir)
+    assert flow.request.url.startswith(up.url) and flow.response is not None
