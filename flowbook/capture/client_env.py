@@ -4,8 +4,9 @@ Two routes, usable together (docs/capture-any-program.md has the table of which 
 which variable):
 
 * **Forward mode** (a ``regular`` or ``upstream`` listener): proxy variables in both spellings,
-  flowbook's CA for every TLS stack (OpenSSL's ``SSL_CERT_FILE``, requests, curl, Node), and for
-  Node before 24 a preload that routes the built-in ``fetch`` and ``http(s)`` through the proxy.
+  flowbook's CA for every TLS stack (OpenSSL's ``SSL_CERT_FILE``, requests, curl, Node), for
+  Node before 24 a preload that routes the built-in ``fetch`` and ``http(s)`` through the proxy,
+  and with a JDK on PATH, ``JAVA_TOOL_OPTIONS`` (proxy properties and a trust store).
 * **Base-URL mode** (``reverse:`` listeners): each provider SDK's base-URL variable pointed at
   the listener that reverse-proxies to that provider. No proxy support and no CA needed.
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +68,62 @@ def ca_bundle(confdir: Path) -> Path:
         tmp.write_text(Path(certifi.where()).read_text() + "\n" + ca.read_text())
         os.replace(tmp, bundle)  # a concurrent reader never sees half a bundle
     return bundle
+
+
+JAVA_TRUSTSTORE = "java-truststore.p12"
+JAVA_STORE_PASS = "changeit"  # the JDK's own default; the store holds public certificates only
+
+
+def java_truststore(confdir: Path) -> Path | None:
+    """A PKCS12 trust store: the JDK's roots plus flowbook's CA, built once with the ``keytool``
+    on PATH (Java has no variable that *adds* a CA, only one that replaces the roots)."""
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        return None
+    ca = confdir / CA_CERT
+    store = confdir / JAVA_TRUSTSTORE
+    if store.exists() and store.stat().st_mtime >= ca.stat().st_mtime:
+        return store
+    cacerts = Path(keytool).resolve().parent.parent / "lib" / "security" / "cacerts"
+    tmp = confdir / f".{JAVA_TRUSTSTORE}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    common = ["-noprompt", "-storepass", JAVA_STORE_PASS, "-keystore", str(tmp)]
+    steps = [["-importcert", "-alias", "flowbook", "-file", str(ca), *common]]
+    if cacerts.exists():
+        steps.insert(0, [
+            "-importkeystore", "-noprompt", "-srckeystore", str(cacerts),
+            "-srcstorepass", JAVA_STORE_PASS, "-destkeystore", str(tmp),
+            "-deststoretype", "PKCS12", "-deststorepass", JAVA_STORE_PASS,
+        ])  # fmt: skip
+    try:
+        for step in steps:
+            subprocess.run([keytool, *step], check=True, capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        logging.getLogger(__name__).warning("could not build a Java trust store: %s", exc)
+        tmp.unlink(missing_ok=True)
+        return None
+    os.replace(tmp, store)
+    return store
+
+
+def java_options(fwd: ModeInfo, confdir: Path, existing: str) -> str | None:
+    """JAVA_TOOL_OPTIONS: the JDK's proxy properties (no loopback bypass) and the trust store,
+    appended to the user's options; None without a JDK."""
+    store = java_truststore(confdir)
+    if store is None:
+        return None
+    props = [
+        f"-Dhttps.proxyHost={fwd.host}",
+        f"-Dhttps.proxyPort={fwd.port}",
+        f"-Dhttp.proxyHost={fwd.host}",
+        f"-Dhttp.proxyPort={fwd.port}",
+        "-Dhttp.nonProxyHosts=",  # the default skips localhost|127.*: capture local servers too
+        f"-Djavax.net.ssl.trustStore={store}",
+        f"-Djavax.net.ssl.trustStorePassword={JAVA_STORE_PASS}",
+    ]
+    if f"-Djavax.net.ssl.trustStore={store}" in existing:
+        return existing
+    return " ".join([existing, *props]).strip()
 
 
 def origin(url: str) -> str:
@@ -162,6 +221,9 @@ def build_env(
             out[name] = bundle
         out["NODE_EXTRA_CA_CERTS"] = str(confdir / CA_CERT)
         out["NODE_USE_ENV_PROXY"] = "1"
+        java = java_options(fwd, confdir, env.get("JAVA_TOOL_OPTIONS", ""))
+        if java is not None:
+            out["JAVA_TOOL_OPTIONS"] = java
         if PRELOAD.exists():
             out["NODE_OPTIONS"] = merge_node_options(env.get("NODE_OPTIONS", ""), PRELOAD)
         else:

@@ -88,6 +88,10 @@ def test_variables_and_what_is_kept_from_the_users_environment(data_dir: Path) -
         assert "BEGIN CERTIFICATE" in bundle.read_text().split(mon.ca_cert_path.read_text())[0]
         assert env["NODE_EXTRA_CA_CERTS"] == str(mon.ca_cert_path)
         assert env["NODE_USE_ENV_PROXY"] == "1"
+        if shutil.which("keytool"):
+            java = env["JAVA_TOOL_OPTIONS"]
+            assert f"-Dhttps.proxyPort={mon.port}" in java
+            assert (mon.confdir / "java-truststore.p12").exists()
         preload = client_env.PRELOAD
         assert preload.exists(), "build it: cd widgets && node build.mjs"
         assert env["NODE_OPTIONS"] == f'--max-old-space-size=4096 --import "{preload.as_uri()}"'

@@ -349,3 +349,44 @@ def test_go_net_http_unchanged_is_captured(data_dir: Path, tmp_path: Path) -> No
     assert json.loads(out.stdout)["choices"][0]["message"]["content"] == "Echo: hello from go"
     (flow,) = stored(data_dir)
     assert flow.request.url.startswith(up.url) and flow.response is not None
+
+
+JAVA_CLIENT = """
+import java.net.*;
+import java.net.http.*;
+
+public class Client {
+  public static void main(String[] a) throws Exception {
+    String url = a[0] + "/v1/chat/completions";
+    String body = "{\\"model\\":\\"gpt-4o-mini\\",\\"messages\\":"
+        + "[{\\"role\\":\\"user\\",\\"content\\":\\"hello from java\\"}]}";
+    HttpURLConnection c = (HttpURLConnection) new URL(url).openConnection();
+    c.setRequestMethod("POST");
+    c.setDoOutput(true);
+    c.getOutputStream().write(body.getBytes());
+    System.out.println(new String(c.getInputStream().readAllBytes()));
+    // java.net.http uses a proxy only when asked: ProxySelector.getDefault() reads the
+    // https.proxyHost property flowbook sets.
+    HttpClient hc = HttpClient.newBuilder().proxy(ProxySelector.getDefault()).build();
+    HttpRequest req = HttpRequest.newBuilder(URI.create(url))
+        .POST(HttpRequest.BodyPublishers.ofString(body)).build();
+    System.out.println(hc.send(req, HttpResponse.BodyHandlers.ofString()).body());
+  }
+}
+"""
+
+
+def test_java_unchanged_is_captured(
+    data_dir: Path, tls_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """The JDK reads neither proxy variables nor SSL_CERT_FILE: JAVA_TOOL_OPTIONS carries the
+    proxy properties and a trust store with flowbook's CA (built with the JDK's keytool)."""
+    javac = need("javac")
+    (tmp_path / "Client.java").write_text(JAVA_CLIENT)
+    subprocess.run([javac, "Client.java"], cwd=tmp_path, check=True, timeout=300)
+    out = flowbook_run(data_dir, "java", "-cp", str(tmp_path), "Client", tls_upstream.url)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    answers = [json.loads(line)["choices"][0]["message"]["content"] for line in lines]
+    assert answers == ["Echo: hello from java"] * 2
+    assert len(stored(data_dir)) == 2
