@@ -390,3 +390,36 @@ def test_java_unchanged_is_captured(
     answers = [json.loads(line)["choices"][0]["message"]["content"] for line in lines]
     assert answers == ["Echo: hello from java"] * 2
     assert len(stored(data_dir)) == 2
+
+
+def test_official_python_sdks_unchanged_are_captured(
+    data_dir: Path, tls_upstream: FakeUpstream
+) -> None:
+    """openai (httpx), anthropic (httpx2) and google-genai, configured only by their base-URL
+    variables (a self-hosted endpoint here), trust flowbook's CA and use its proxy."""
+    prog = (
+        "import openai, anthropic\n"
+        "from google import genai\n"
+        "o = openai.OpenAI(api_key='sk-x', max_retries=0)\n"
+        "r = o.chat.completions.create(model='gpt-4o-mini',"
+        " messages=[{'role': 'user', 'content': 'py openai'}])\n"
+        "print(r.choices[0].message.content)\n"
+        "a = anthropic.Anthropic(api_key='sk-ant-x', max_retries=0)\n"
+        "m = a.messages.create(model='claude-sonnet-4-5', max_tokens=50,"
+        " messages=[{'role': 'user', 'content': 'py anthropic'}])\n"
+        "print(m.content[0].text)\n"
+        "g = genai.Client(api_key='g-x')\n"
+        "print(g.models.generate_content(model='gemini-2.5-flash', contents='py gemini').text)\n"
+    )
+    env = {
+        "OPENAI_BASE_URL": f"{tls_upstream.url}/v1",
+        "ANTHROPIC_BASE_URL": tls_upstream.url,
+        "GOOGLE_GEMINI_BASE_URL": tls_upstream.url,
+    }
+    out = flowbook_run(data_dir, sys.executable, "-c", prog, env=env)
+    assert out.returncode == 0, out.stderr
+    said = ["Echo: py openai", "Echo: py anthropic", "Echo: py gemini"]
+    assert out.stdout.splitlines() == said
+    flows = stored(data_dir)
+    assert [f.response.text for f in flows if f.response] == said
+    assert [f.provider for f in flows][1:] == ["anthropic", "gemini"]
