@@ -423,3 +423,36 @@ def test_official_python_sdks_unchanged_are_captured(
     flows = stored(data_dir)
     assert [f.response.text for f in flows if f.response] == said
     assert [f.provider for f in flows][1:] == ["anthropic", "gemini"]
+
+
+def test_flowbook_capture_announces_itself_and_run_joins_it(
+    data_dir: Path, tls_upstream: FakeUpstream
+) -> None:
+    """The detached set-up: `flowbook capture` in one terminal, `flowbook run` in another."""
+    import signal
+
+    need("curl")
+    capture = subprocess.Popen(
+        [sys.executable, "-m", "flowbook.cli", "capture", "--port", "0",
+         "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    announced = data_dir / "capture.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not announced.exists() and time.monotonic() < deadline:
+            assert capture.poll() is None, capture.stdout.read() if capture.stdout else ""
+            time.sleep(0.1)
+        info = json.loads(announced.read_text())
+        assert info["pid"] == capture.pid and info["modes"] == ["regular"]
+        url = f"{tls_upstream.url}/v1/chat/completions"
+        # the capture was started without --ssl-insecure: the joined run trusts nothing more,
+        # so this call fails upstream verification and is captured as an error (502)
+        out = flowbook_run(data_dir, "curl", "-sS", "-X", "POST", url, "-d", chat_body("x"))
+        assert f"joining the capture running for {data_dir} (pid {capture.pid}" in out.stderr
+        assert "1 call · 1 error" in out.stderr
+    finally:
+        capture.send_signal(signal.SIGINT)
+        capture.wait(60)
+    assert capture.returncode == 0
+    assert not announced.exists(), "removed at a clean stop"
