@@ -13,6 +13,7 @@ which variable):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -168,6 +169,21 @@ def mode_target(spec: str) -> str | None:
     return str(mode.data)
 
 
+@functools.cache
+def node_knows_import() -> bool:
+    """False only when the ``node`` on PATH predates ``--import`` (18.18 / 19.0): with it in
+    NODE_OPTIONS such a Node would refuse to start at all. No node on PATH: True."""
+    node = shutil.which("node")
+    if node is None:
+        return True
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+        major, minor = (int(x) for x in out.stdout.strip().lstrip("v").split(".")[:2])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return True
+    return (major, minor) >= (18, 18)
+
+
 def merge_node_options(existing: str, preload: Path) -> str:
     """The user's NODE_OPTIONS with flowbook's ``--import`` appended (once)."""
     flag = f'--import "{preload.as_uri()}"'
@@ -224,7 +240,9 @@ def build_env(
         java = java_options(fwd, confdir, env.get("JAVA_TOOL_OPTIONS", ""))
         if java is not None:
             out["JAVA_TOOL_OPTIONS"] = java
-        if PRELOAD.exists():
+        if not node_knows_import():
+            pass  # Node < 18.18 refuses to start with --import in NODE_OPTIONS
+        elif PRELOAD.exists():
             out["NODE_OPTIONS"] = merge_node_options(env.get("NODE_OPTIONS", ""), PRELOAD)
         else:
             logging.getLogger(__name__).warning(

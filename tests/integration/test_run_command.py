@@ -122,7 +122,9 @@ def node_major() -> int:
 def test_node_fetch_and_https_unchanged_are_captured(
     data_dir: Path, tls_upstream: FakeUpstream
 ) -> None:
-    assert node_major() < 24, "this test exercises the preload, which only Node < 24 needs"
+    # On Node < 24 (20 on the test machine) this is the preload's work; from 24 Node's own
+    # NODE_USE_ENV_PROXY does it, and the test checks that the result is the same.
+    node_major()
     out = flowbook_run(
         data_dir, "node", "--input-type=module", "-e", NODE_FETCH_AND_HTTPS, tls_upstream.url
     )
