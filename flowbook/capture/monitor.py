@@ -120,8 +120,10 @@ class Monitor:
 
         from flowbook.capture.runner import command_list, run_with_env
 
+        # with shell=True a string is the shell's to split (pipes, globs, &&)
+        args = [cmd] if popen_kwargs.get("shell") and isinstance(cmd, str) else command_list(cmd)
         return run_with_env(
-            command_list(cmd), self.client_env, settle=False, relay_to=sys.stdout, **popen_kwargs
+            args, self.client_env, settle=False, relay_to=sys.stdout, **popen_kwargs
         )
 
     def ssl_context(self) -> ssl.SSLContext:
