@@ -164,7 +164,7 @@ def summarize(df: pd.DataFrame, args: Sequence[str], returncode: int, seconds: f
     """The closing note: calls, errors, tokens, cost, the slowest call and a per-model table."""
     import pandas as pd
 
-    cmd = shlex.join(args)
+    cmd = " ".join(shlex.join(args).split())  # one line, even for `node -e '<script>'`
     if len(cmd) > 60:
         cmd = cmd[:57] + "..."
     lines = [f"── flowbook: {cmd} exited {returncode} after {seconds:.1f} s ──"]
@@ -290,7 +290,8 @@ def run_command(
             return 2
         try:
             urls = ", ".join(m.url for m in mon.modes)
-            stderr_note(f"flowbook: capturing {shlex.join(args)[:60]} through {urls}")
+            shown = " ".join(shlex.join(args).split())[:60]
+            stderr_note(f"flowbook: capturing {shown} through {urls}")
             result = run_with_env(args, mon.client_env, settle=False, relay_to=None)
         except FileNotFoundError as exc:
             stderr_note(f"flowbook run: {exc}")
