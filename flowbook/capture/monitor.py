@@ -95,8 +95,9 @@ class Monitor:
         Forward mode: HTTPS_PROXY/HTTP_PROXY/NO_PROXY (both cases), flowbook's CA for OpenSSL,
         requests, curl and Node (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
         NODE_EXTRA_CA_CERTS), NODE_USE_ENV_PROXY=1, for Node before 24 a preload appended to
-        NODE_OPTIONS, and with a JDK on PATH, JAVA_TOOL_OPTIONS (proxy and trust store). Reverse listeners for a provider: its SDKs' base-URL variables
-        (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, GOOGLE_GEMINI_BASE_URL). ``environ`` (default
+        NODE_OPTIONS, and with a JDK on PATH, JAVA_TOOL_OPTIONS (proxy and trust store).
+        Reverse listeners for a provider: its SDKs' base-URL variables (OPENAI_BASE_URL,
+        ANTHROPIC_BASE_URL, GOOGLE_GEMINI_BASE_URL). ``environ`` (default
         ``os.environ``) is read for NODE_OPTIONS, NO_PROXY and base URLs already set.
         docs/capture-any-program.md says which tool reads which variable.
         """
