@@ -23,6 +23,10 @@ $(VENV)/.installed: $(PY) pyproject.toml
 widgets/node_modules/.package-lock.json: widgets/package-lock.json
 	cd widgets && npm ci --no-audit --no-fund --loglevel=error
 
+# Official npm SDKs (openai) the integration tests run through `flowbook run`.
+tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+
 $(BUNDLE): widgets/node_modules/.package-lock.json $(WIDGET_SRC)
 	cd widgets && npm run --silent build
 
@@ -43,11 +47,11 @@ lint: setup
 	$(VENV)/bin/ruff check flowbook tests bench
 	$(VENV)/bin/mypy
 
-test: setup chromium lint
+test: setup chromium lint tests/node/node_modules/.package-lock.json
 	$(PY) -m pytest -p no:cacheprovider tests --nbval-lax --nbval-current-env notebooks
 
 bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) widgets/node_modules flowbook/static/*.js flowbook/static/*.css flowbook/static/node
+	rm -rf $(VENV) widgets/node_modules tests/node/node_modules flowbook/static/*.js flowbook/static/*.css flowbook/static/node

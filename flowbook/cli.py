@@ -32,6 +32,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_dir(cap)
 
+    run = sub.add_parser(
+        "run",
+        help="run a program with its LLM calls captured, then summarise them",
+        usage="flowbook run [--data-dir DIR] [--port N] [--ssl-insecure] [--reverse] "
+        "-- CMD [ARGS ...]",
+        description="Start a capture (or join the one running for the data dir), run CMD with "
+        "the proxy variables and flowbook's CA (or, with --reverse, provider base URLs), "
+        "print a summary and exit with CMD's exit code.",
+    )
+    run.add_argument("--port", type=int, default=0, help="proxy port (default: a free one)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument(
+        "--ssl-insecure",
+        action="store_true",
+        help="accept upstream servers' self-signed or invalid certificates (mitmproxy option)",
+    )
+    run.add_argument(
+        "--reverse",
+        action="store_true",
+        help="base-URL mode: one reverse listener per provider and OPENAI_BASE_URL, "
+        "ANTHROPIC_BASE_URL, GOOGLE_GEMINI_BASE_URL set, for programs that ignore proxies",
+    )
+    _add_data_dir(run)
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="the program and its arguments")
+
     fl = sub.add_parser("flows", help="print stored flows")
     fl.add_argument("filter", nargs="?", default=None)
     fl.add_argument("--limit", type=int, default=50)
@@ -63,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "capture":
             return _capture(args)
+        if args.command == "run":
+            code = _run(args)
+            if argv is None:  # the flowbook command itself, not a caller in Python
+                _exit_now(code)
+            return code
         if args.command == "flows":
             return _flows(args)
         if args.command == "stats":
@@ -104,6 +134,38 @@ def _capture(args: argparse.Namespace) -> int:
         fb.stop()
         print(f"\nstopped; flows are in {mon.data_dir}")
     return 0
+
+
+def _exit_now(code: int) -> None:
+    """Close the store and leave without the interpreter's final garbage collection.
+
+    mitmproxy_rs's UDP listener (opened for ``reverse:https`` modes, which --reverse uses)
+    crashes that collection now and then (SIGSEGV in about one exit in ten here), which would
+    replace the program's exit code with 139. By now every flow is stored and closed.
+    """
+    from flowbook import api
+
+    api._reset_for_tests()  # closes the runtime: writer flushed, file store closed
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flowbook.capture.runner import run_command
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        print("flowbook run: give the program to run after --, e.g. flowbook run -- python app.py")
+        return 2
+    return run_command(
+        cmd,
+        data_dir=args.data_dir,
+        port=args.port,
+        host=args.host,
+        ssl_insecure=args.ssl_insecure,
+        reverse=args.reverse,
+    )
 
 
 def _flows(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@
 %flowmon show ID                   one flow
 %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
 %flowmon intercept off | status
+%flowmon run CMD [ARGS]...         run a program with its LLM calls captured (starts a capture
+                                   on a free port if none runs), its output here, then a summary
 %flowmon                           status and the latest flows
 """
 
@@ -61,6 +63,13 @@ def run_line(line: str) -> Any:
         if len(rest) != 1:
             raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
         return fb.get_flow(rest[0])
+    if cmd == "run":
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        if not rest:
+            raise MagicUsageError("%flowmon run needs a command, e.g. %flowmon run python agent.py")
+        mon = fb.monitor() or fb.start(port=0)
+        return mon.run(rest)
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 

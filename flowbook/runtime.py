@@ -80,6 +80,9 @@ class Runtime:
         # Paused flows end now, unchanged, instead of hanging until their timeout.
         self.interceptor.detach_loop()
         if self.proxy is not None:
+            from flowbook.capture import discovery
+
+            discovery.withdraw(self.data_dir)  # capture.json goes with the proxy
             self.proxy.stop()
             self.proxy = None
         self.wait_idle()

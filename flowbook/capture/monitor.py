@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy.proxy import mode_specs
 
+from flowbook.capture.client_env import CA_BUNDLE, CA_CERT, ca_bundle
 from flowbook.capture.proxy import ProxyThread
 
 if TYPE_CHECKING:
     import httpx
 
-CA_CERT = "mitmproxy-ca-cert.pem"
-CA_BUNDLE = "ca-bundle.pem"
+    from flowbook.capture.runner import RunResult
+
+__all__ = ["CA_BUNDLE", "CA_CERT", "ModeInfo", "Monitor", "ca_bundle", "private_dir"]
 
 
 @dataclass(frozen=True)
@@ -34,18 +37,6 @@ class ModeInfo:
         return f"http://{host}:{self.port}"
 
 
-def ca_bundle(confdir: Path) -> Path:
-    """certifi's roots plus flowbook's CA, so a child process trusts both proxied and direct
-    TLS with one SSL_CERT_FILE."""
-    ca = confdir / CA_CERT
-    bundle = confdir / CA_BUNDLE
-    if not bundle.exists() or bundle.stat().st_mtime < ca.stat().st_mtime:
-        import certifi
-
-        bundle.write_text(Path(certifi.where()).read_text() + "\n" + ca.read_text())
-    return bundle
-
-
 class Monitor:
     """A running proxy. Create with ``fb.start()``; stop with ``fb.stop()``."""
 
@@ -61,6 +52,13 @@ class Monitor:
             kind = mode_specs.ProxyMode.parse(spec).type_name
             infos.append(ModeInfo(spec=spec, kind=kind, host=_client_host(host), port=port))
         self.modes: list[ModeInfo] = infos
+        try:
+            from flowbook.capture import discovery
+
+            # `flowbook run` in a terminal finds and joins this capture through capture.json.
+            discovery.announce(self)
+        except OSError:
+            pass  # a read-only data dir loses only the discovery, not the capture
 
     @property
     def port(self) -> int:
@@ -90,19 +88,44 @@ class Monitor:
                 return m
         return None
 
-    def client_env(self) -> dict[str, str]:
-        """Environment variables that send a child process's HTTP(S) through this proxy."""
-        env = {
-            "SSL_CERT_FILE": str(ca_bundle(self.confdir)),
-            "REQUESTS_CA_BUNDLE": str(ca_bundle(self.confdir)),
-            "NODE_EXTRA_CA_CERTS": str(self.ca_cert_path),
-        }
-        fwd = self._forward()
-        if fwd is not None:
-            for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-                env[name] = fwd.url
-            env["NO_PROXY"] = env["no_proxy"] = ""
-        return env
+    def client_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment variables that send a child process's LLM calls through this monitor.
+
+        Overlay them on the child's environment: ``env={**os.environ, **mon.client_env()}``.
+        Forward mode: HTTPS_PROXY/HTTP_PROXY/NO_PROXY (both cases), flowbook's CA for OpenSSL,
+        requests, curl and Node (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+        NODE_EXTRA_CA_CERTS), NODE_USE_ENV_PROXY=1, for Node before 24 a preload appended to
+        NODE_OPTIONS, and with a JDK on PATH, JAVA_TOOL_OPTIONS (proxy and trust store).
+        Reverse listeners for a provider: its SDKs' base-URL variables (OPENAI_BASE_URL,
+        ANTHROPIC_BASE_URL, GOOGLE_GEMINI_BASE_URL). ``environ`` (default
+        ``os.environ``) is read for NODE_OPTIONS, NO_PROXY and base URLs already set.
+        docs/capture-any-program.md says which tool reads which variable.
+        """
+        from flowbook.capture.client_env import build_env
+
+        return build_env(self.modes, self.confdir, environ)
+
+    def shell_line(self) -> str:
+        """One line to paste into a POSIX shell so programs started there are captured."""
+        from flowbook.capture.client_env import shell_exports
+
+        return shell_exports(self.client_env())
+
+    def run(self, cmd: str | Sequence[str], **popen_kwargs: Any) -> RunResult:
+        """Run a program with its LLM calls going through this monitor, its output shown as it
+        comes (in a notebook, in the cell), and return its exit code, the flows it made and a
+        summary. Flows appear in ``fb.flows()`` and the widgets while it runs. ``cmd`` is an
+        argv list or a shell-like string; ``popen_kwargs`` go to ``subprocess.Popen`` (``env``
+        is the base the proxy variables are added to; ``stdout`` given: no relaying)."""
+        import sys
+
+        from flowbook.capture.runner import command_list, run_with_env
+
+        # with shell=True a string is the shell's to split (pipes, globs, &&)
+        args = [cmd] if popen_kwargs.get("shell") and isinstance(cmd, str) else command_list(cmd)
+        return run_with_env(
+            args, self.client_env, settle=False, relay_to=sys.stdout, **popen_kwargs
+        )
 
     def ssl_context(self) -> ssl.SSLContext:
         """An SSL context trusting the system roots and flowbook's CA."""
@@ -134,22 +157,35 @@ class Monitor:
         return kwargs
 
     def __repr__(self) -> str:
+        import shlex
+        import shutil
+        import sys
+
         lines = [f"<flowbook Monitor: {len(self._store)} flows, data in {self.data_dir}>"]
         for m in self.modes:
             if m.kind in ("regular", "upstream"):
-                lines.append(
-                    f"  {m.kind:8} proxy {m.url}  →  export HTTPS_PROXY={m.url} "
-                    f"SSL_CERT_FILE={ca_bundle(self.confdir)}"
-                )
+                lines.append(f"  {m.kind:8} proxy {m.url}  (CA: {self.ca_cert_path})")
                 lines.append("           Python SDKs: OpenAI(http_client=mon.httpx_client())")
             elif m.kind == "reverse":
                 target = m.spec.split(":", 1)[1].split("@")[0]
                 lines.append(f"  reverse  {m.url}  →  {target}   (use {m.url} as the base URL)")
             else:
                 lines.append(f"  {m.kind:8} {m.url}")
+        exe = "flowbook" if shutil.which("flowbook") else f"{sys.executable} -m flowbook.cli"
+        lines.append(
+            f"  a program you start in a terminal:  {exe} run --data-dir "
+            f"{shlex.quote(str(self.data_dir))} -- YOUR COMMAND"
+        )
+        lines.append(
+            "  from here: mon.run('YOUR COMMAND') or %flowmon run YOUR COMMAND; "
+            "a whole shell: paste mon.shell_line()"
+        )
         return "\n".join(lines)
 
     def stop(self) -> None:
+        from flowbook.capture import discovery
+
+        discovery.withdraw(self.data_dir)
         self._proxy.stop()
 
 

@@ -108,7 +108,9 @@ class ProxyThread:
     async def _addrs(self) -> list[tuple[str, int]]:
         assert self.master is not None
         ps = self.master.addons.get("proxyserver")
-        return [(a[0], a[1]) for a in ps.listen_addrs()]
+        # One address per mode, in mode order: a server can listen on several sockets (a
+        # reverse mode to https also opens UDP for HTTP/3), and Monitor pairs modes with these.
+        return [(s.listen_addrs[0][0], s.listen_addrs[0][1]) for s in ps.servers if s.listen_addrs]
 
     def _main(self) -> None:
         loop = asyncio.new_event_loop()
