@@ -252,7 +252,8 @@ def run_command(
     from flowbook import api
     from flowbook.capture import client_env, discovery
     from flowbook.capture.proxy import ProxyStartError
-    from flowbook.config import resolve_data_dir
+    from flowbook.settings import resolve_data_dir
+    from flowbook.workspace import current
 
     d = resolve_data_dir(data_dir)
     live = discovery.read_live(d)
@@ -270,7 +271,7 @@ def run_command(
             f"{live.proxy_url}); its own options apply."
         )
         modes, confdir = live.modes, live.confdir
-        api._rt(d)  # read this data dir's flows afterwards
+        current(d)  # read this data dir's flows afterwards
 
         def env_for(base: Mapping[str, str]) -> dict[str, str]:
             return client_env.build_env(modes, confdir, base)
