@@ -183,7 +183,8 @@ def test_capture_side_imports_no_pandas() -> None:
         "import flowbook.capture.addon, flowbook.capture.recorder, flowbook.capture.proxy\n"
         "from flowbook.providers import registry\n"
         "registry.providers()\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'numpy', 'pyarrow'))\n"
+        "heavy = ('pandas', 'numpy', 'pyarrow')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "print(','.join(bad))\n"
     )
     out = subprocess.run(
