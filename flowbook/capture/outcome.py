@@ -13,7 +13,7 @@ from __future__ import annotations
 from flowbook.capture.assembly import assemble_final, close_stream, decode_buffered
 from flowbook.capture.record import Record
 from flowbook.capture.safecall import safecall
-from flowbook.model import ErrorType, FlowError, FlowState, LLMFlow
+from flowbook.model import ErrorType, FlowError, FlowState, LLMFlow, LLMResponse
 
 _REQUEST_ERROR_CODE = "request_parse"
 
@@ -81,17 +81,19 @@ def finalize(rec: Record, state: FlowState, *, redact: bool) -> None:
     """Settle the final state and error, then usage, cost and masking at rest."""
     flow = rec.flow
     resp = flow.response
+    http_error = resp is not None and resp.status_code >= 400
     _usage_and_cost(flow)
-    if rec.request_problems:
-        for problem in rec.request_problems:
-            flow.metadata.parse_errors.append("request: " + problem)
+    problems = list(rec.request_problems)
+    if rec.content_type_problem and (problems or http_error):
+        problems.append(rec.content_type_problem)
+    if problems:
+        flow.metadata.parse_errors.extend("request: " + p for p in problems)
         if state == FlowState.COMPLETED:
             # The request itself was malformed: that is what went wrong, whatever the upstream
             # made of it (its answer stays in the response).
-            flow.error = _request_error(rec, flow.error)
+            flow.error = _request_error(problems, resp, flow.error)
     if flow.metadata.parse_errors and flow.error is None:
         flow.error = FlowError(ErrorType.PARSE, "; ".join(flow.metadata.parse_errors)[:1000])
-    http_error = resp is not None and resp.status_code >= 400
     # A parse error alone leaves a call Completed (the answer arrived); any other error, or an
     # error status, makes it an Error.
     if (
@@ -107,9 +109,10 @@ def finalize(rec: Record, state: FlowState, *, redact: bool) -> None:
         _mask_bodies(flow)
 
 
-def _request_error(rec: Record, upstream: FlowError | None) -> FlowError:
-    resp = rec.flow.response
-    message = "request: " + "; ".join(rec.request_problems)
+def _request_error(
+    problems: list[str], resp: LLMResponse | None, upstream: FlowError | None
+) -> FlowError:
+    message = "request: " + "; ".join(problems)
     status = resp.status_code if resp is not None else None
     if upstream is not None and upstream.type != ErrorType.PARSE:
         message += f"; upstream answered {status}: {upstream.message}"

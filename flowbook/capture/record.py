@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flowbook.capture.ops import Begin
-from flowbook.capture.request_check import request_problems
+from flowbook.capture.request_check import content_type_problem, request_problems
 from flowbook.capture.safecall import safecall
 from flowbook.model import (
     FlowError,
@@ -47,6 +47,7 @@ class Record:
     # Problems with the request itself (body not JSON, wrong content type, …): the flow's error
     # when it ends, whatever the upstream answered.
     request_problems: list[str] = field(default_factory=list)
+    content_type_problem: str | None = None  # reported with a body problem or an HTTP error
 
 
 def build_record(op: Begin, *, session: str | None, redact: bool) -> Record:
@@ -95,3 +96,4 @@ def parse_request(rec: Record, view: RequestView, *, redact: bool) -> None:
         req.path = mask_url(req.path)
     flow.request = req
     rec.request_problems = request_problems(view, rec.detection)
+    rec.content_type_problem = content_type_problem(view, rec.detection)

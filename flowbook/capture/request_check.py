@@ -42,16 +42,25 @@ def request_problems(view: RequestView, detection: Detection) -> list[str]:
     """Problems with ``view``'s body for ``detection``'s API; empty when it looks right."""
     if detection.api not in _JSON_APIS or view.method.upper() not in ("POST", "PUT"):
         return []
-    problems = _body_problems(view, detection)
+    return _body_problems(view, detection)
+
+
+def content_type_problem(view: RequestView, detection: Detection) -> str | None:
+    """A JSON API's request labelled as something else (``curl -d`` sends form-encoding).
+
+    Many servers read the body whatever its label, so the recorder reports this only beside a
+    body problem or when the upstream rejected the call, where it is a likely cause.
+    """
     ctype = view.headers.get("content-type", "")
     if (
-        view.body
-        and ctype
-        and "json" not in ctype.lower()
-        and detection.provider not in _ANY_CONTENT_TYPE
+        detection.api not in _JSON_APIS
+        or not view.body
+        or not ctype
+        or "json" in ctype.lower()
+        or detection.provider in _ANY_CONTENT_TYPE
     ):
-        problems.append(f"content-type is {ctype!r}, not application/json")
-    return problems
+        return None
+    return f"content-type is {ctype!r}, not application/json"
 
 
 def _body_problems(view: RequestView, detection: Detection) -> list[str]:

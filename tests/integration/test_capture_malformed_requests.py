@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import flowbook as fb
+from flowbook.fake_upstream import FakeUpstream
 from flowbook.model import ErrorType, LLMFlow
 from tests.helpers.flows import wait_until_final
 
@@ -74,18 +75,32 @@ def test_a_malformed_request_is_one_flow_with_its_bytes_error_and_answer(
 @pytest.mark.parametrize(
     ("path", "body"), [("/v1/chat/completions", CHAT), ("/v1/messages", MESSAGES)]
 )
-def test_a_well_formed_body_sent_as_text_plain_says_so(
-    proxy_url: str, path: str, body: bytes
+def test_a_well_formed_body_sent_as_text_plain_is_noted_only_when_rejected(
+    proxy_url: str, upstream: FakeUpstream, path: str, body: bytes
 ) -> None:
+    """Many servers read a JSON body whatever its label: the label is a problem only beside a
+    bad body (above) or when the upstream rejects the call."""
     before = set(fb.flows()["id"])
     with httpx.Client(base_url=proxy_url, timeout=10) as c:
         got = c.post(path, content=body, headers={"content-type": "text/plain"})
+    assert got.status_code == 200  # the fake, like many servers, reads it anyway
     flow = one_new_flow(before)
     assert flow.request is not None and flow.request.body == body
     assert flow.request.model is not None  # the body itself was understood
+    assert flow.state == "completed" and flow.error is None
+
+    rejection = b'{"error": {"message": "use application/json"}}'
+    upstream.script(path, status=415, headers={"Content-Type": JSON}, chunks=[rejection])
+    before = set(fb.flows()["id"])
+    with httpx.Client(base_url=proxy_url, timeout=10) as c:
+        got = c.post(path, content=body, headers={"content-type": "text/plain"})
+    assert got.status_code == 415
+    flow = one_new_flow(before)
+    assert flow.state == "error"
     assert flow.error is not None and flow.error.type == ErrorType.PARSE
     assert "content-type is 'text/plain', not application/json" in flow.error.message
-    assert flow.response is not None and flow.response.status_code == got.status_code
+    assert "upstream answered 415: use application/json" in flow.error.message
+    assert flow.response is not None and flow.response.body == got.content
 
 
 def test_well_formed_calls_have_no_request_error(proxy_url: str) -> None:
