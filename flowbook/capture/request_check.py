@@ -65,21 +65,12 @@ def content_type_problem(view: RequestView, detection: Detection) -> str | None:
 
 def _body_problems(view: RequestView, detection: Detection) -> list[str]:
     body = view.body
-    if not body.strip():
+    if not body or body.isspace():
         return ["request body is empty (expected a JSON object)"]
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return [
-            f"request body is binary ({len(body)} bytes, not UTF-8 text at byte {exc.start}); "
-            "expected a JSON object"
-        ]
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            return [f"request body ends before its JSON is complete ({exc.msg} at char {exc.pos})"]
-        return [f"request body is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"]
+    # view.json() is the parse the provider already did (cached): a good body costs nothing more.
+    parsed = view.json()
+    if parsed is None:
+        return [_why_not_json(body)]
     if not isinstance(parsed, dict):
         return [f"request body is a JSON {_json_type(parsed)}, not an object"]
     if detection.strength != ENDPOINT_ONLY:
@@ -89,6 +80,23 @@ def _body_problems(view: RequestView, detection: Detection) -> list[str]:
     if missing:
         return [f"request body has no {', '.join(repr(k) for k in missing)}"]
     return [f"request body does not look like a {detection.provider} {detection.api} call"]
+
+
+def _why_not_json(body: bytes) -> str:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            f"request body is binary ({len(body)} bytes, not UTF-8 text at byte {exc.start}); "
+            "expected a JSON object"
+        )
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            return f"request body ends before its JSON is complete ({exc.msg} at char {exc.pos})"
+        return f"request body is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+    return f"request body is a JSON {_json_type(value)}, not an object"
 
 
 def _family(provider: str) -> str:
