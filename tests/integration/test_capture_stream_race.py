@@ -11,14 +11,18 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import openai
+import pytest
 
 import flowbook as fb
 from flowbook.fake_upstream import FakeUpstream
 from tests.helpers.flows import wait_until_final
+from tests.unit.test_recorder import fake_stream
 
 THREADS = 8
 CALLS_PER_THREAD = 20
+HOLD_S = 3.0  # how long the upstream keeps a finished stream's body open (not a timing check)
 
 
 def test_sdk_streams_read_to_the_end_are_all_completed(
@@ -59,3 +63,41 @@ def test_sdk_streams_read_to_the_end_are_all_completed(
         assert texts == sorted(answers)
     finally:
         fb.stop()
+
+
+# case → (end-of-stream marker in a data line)
+MARKERS = {"openai_chat": "[DONE]", "anthropic": "message_stop", "openai_responses": "completed"}
+
+
+@pytest.mark.parametrize("case", sorted(MARKERS))
+def test_a_client_that_hangs_up_after_the_last_event_leaves_a_completed_flow(
+    upstream: FakeUpstream, proxy_url: str, case: str
+) -> None:
+    """The race, forced through the real proxy without timing assumptions: the upstream holds
+    its body open after the last event, so the client's hang-up always comes first (as when a
+    client stops reading at the end marker and closes the connection)."""
+    s = fake_stream(case)
+    path = s.view.path
+    upstream.script(
+        path,
+        headers={"Content-Type": s.headers["content-type"]},
+        chunks=[b"".join(s.chunks), b": the upstream is still there\n\n"],
+        delay=HOLD_S,
+    )
+    seen_marker = False
+    with (
+        httpx.Client(base_url=proxy_url, timeout=10) as c,
+        c.stream("POST", path, content=s.view.body, headers=dict(s.view.headers)) as r,
+    ):
+        for line in r.iter_lines():
+            if line.startswith("data:") and MARKERS[case] in line:
+                seen_marker = True
+                break  # leaving the block closes the connection in the middle of the body
+    assert seen_marker
+    assert wait_until_final(HOLD_S + 10)
+    df = fb.flows()
+    assert len(df) == 1
+    flow = fb.get_flow(df.loc[0, "id"])
+    assert flow.state == "completed", flow.error
+    assert flow.error is None and flow.response is not None and flow.response.text
+    assert flow.response.body == b"".join(s.chunks)  # everything up to the hang-up
