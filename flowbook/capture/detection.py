@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 from flowbook.capture.request_check import ENDPOINT_ONLY
 from flowbook.providers import registry
-from flowbook.providers.base import Detection, Provider, RequestView
+from flowbook.providers.base import HOST, Detection, Provider, RequestView
 
 # Path suffix → (provider, api) for calls whose body says nothing usable. Gemini, Bedrock and
 # Kiro are recognised by their paths already.
@@ -47,7 +47,8 @@ class CallDetector:
             return found
         key: Endpoint = (view.host.lower(), view.port, view.path_only.rstrip("/"))
         if found is not None:
-            if found[1].api != "other":
+            # A host match does not depend on the body; path and shape matches may.
+            if found[1].strength < HOST and found[1].api != "other":
                 self._learn(key, found[1])
             return found
         named = self._learned.get(key) or _known_endpoint(key[2])
