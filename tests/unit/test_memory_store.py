@@ -6,17 +6,17 @@ import threading
 
 import pandas as pd
 
-from flowbook.model import FlowState, LLMFlow, LLMRequest, LLMResponse, Usage
+from flowbook.model import FlowState, LLMFlow, Usage
 from flowbook.schema import frame_from_rows, summary_row
 from flowbook.store.memory import FlowStore
+from tests.helpers.factories import T0, make_flow
 
 
 def flow(i: int, state: FlowState = FlowState.COMPLETED) -> LLMFlow:
-    f = LLMFlow(id=f"f{i:04d}", state=state, request=LLMRequest(model=f"m{i % 3}"))
-    f.response = LLMResponse(
-        status_code=200, text=f"t{i}", usage=Usage(input=i, output=2 * i, source="reported")
+    usage = Usage(input=i, output=2 * i, source="reported")
+    return make_flow(
+        f"f{i:04d}", state=state, model=f"m{i % 3}", text=f"t{i}", usage=usage, created=T0 + i
     )
-    return f
 
 
 def test_lru_keeps_every_summary_but_only_recent_full_flows() -> None:
