@@ -166,6 +166,33 @@ class Message:
         )
 
 
+# Provider-specific identifiers a content hash leaves out: tool call ids and thinking signatures
+# differ between runs and providers while the turn's content is the same.
+_HASH_IGNORED = frozenset({"id", "tool_call_id", "signature"})
+
+
+def message_hash(message: Message) -> str:
+    """A stable SHA-256 (hex) of a message's role and parts, ignoring provider-specific ids.
+
+    The same turn hashes alike in every request that resends it; diff alignment, correlation and
+    content-addressed storage all use this one function.
+    """
+    import hashlib
+    import json
+
+    parts = [
+        {k: v for k, v in p.to_dict().items() if k not in _HASH_IGNORED} for p in message.parts
+    ]
+    blob = json.dumps(
+        [message.role, message.name, parts],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class Tool:
     """A tool (function) the request offers the model."""
@@ -568,3 +595,13 @@ class LLMFlow:
             f"<LLMFlow {self.id} {self.provider}/{self.api} {self.model or '?'} "
             f"{self.state}{tokens}>"
         )
+
+    def _repr_html_(self) -> str:
+        from flowbook.ui.flow_repr import flow_html  # escaped summary, no widgets
+
+        return flow_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from flowbook.ui.flow_repr import flow_markdown
+
+        return flow_markdown(self)
