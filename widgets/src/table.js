@@ -1,0 +1,431 @@
+// The live flow table. Rows live in the kernel: the browser asks for the visible window
+// ({type: "page", req, version, offset, limit}) and decodes the Arrow IPC reply with flechette;
+// the kernel also pushes the visible window when flows arrive or change (that reaches the page
+// even while another cell runs). Replies older than the newest known view version are dropped.
+// A small own virtual list shows any number of rows (see shared/virtual_list.js).
+import { tableFromIPC } from "@uwdata/flechette";
+import { h, rpc } from "./shared/dom.js";
+import { virtualList } from "./shared/virtual_list.js";
+import { COLUMNS, isLive } from "./shared/table_columns.js";
+import { openDetail } from "./shared/table_detail.js";
+import "./table.css";
+
+const ROW_H = 28;
+const MARGIN = 40; // rows fetched above and below the visible ones
+const WAIT_NOTE_MS = 400; // show "waiting for kernel" for requests older than this
+
+/** @param {DataView | ArrayBuffer} buf */
+function decode(buf) {
+  const bytes = buf instanceof ArrayBuffer ? new Uint8Array(buf)
+    : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  return tableFromIPC(bytes).toArray();
+}
+
+/** @param {{ model: any, el: HTMLElement }} ctx */
+function render({ model, el }) {
+  const call = rpc(model);
+  let version = model.get("version");
+  let dataVersion = -1; // version of the rows in `rows`
+  /** @type {Map<number, any>} */
+  let rows = new Map();
+  let nextReq = 1;
+  /** @type {{req: number, version: number, first: number, last: number, sent: number} | null} */
+  let inflight = null;
+  let cursor = -1;
+  let detailId = /** @type {string | null} */ (null);
+  const widths = { ...Object.fromEntries(COLUMNS.map((c) => [c.key, c.width])),
+    ...(model.get("column_widths") || {}) };
+
+  // ---- layout ------------------------------------------------------------------------------
+  const root = h("div", { class: "fb-table" });
+  const filterInput = /** @type {HTMLInputElement} */ (h("input", {
+    class: "fb-filter", type: "text", spellcheck: "false", "aria-label": "Filter",
+    placeholder: "Filter: model:gpt-4o AND latency:>2s, is:error, ~d api.openai.com …",
+    value: model.get("filter_expr") }));
+  const status = h("span", { class: "fb-status", "aria-live": "polite" });
+  const waiting = h("span", { class: "fb-waiting", text: "waiting for kernel…" });
+  const diffBtn = /** @type {HTMLButtonElement} */ (h("button", { class: "fb-btn fb-diff",
+    text: "Diff", title: "Compare the two selected flows (Ctrl/⌘-click selects a second row)" }));
+  const clearBtn = h("button", { class: "fb-btn fb-quiet", text: "Clear selection" });
+  const toolbar = h("div", { class: "fb-toolbar" }, [filterInput, diffBtn, clearBtn, waiting,
+    status]);
+  const errorBox = h("div", { class: "fb-filter-error", role: "alert" });
+  const chips = h("div", { class: "fb-chips" });
+  const header = h("div", { class: "fb-thead", role: "row" });
+  const viewport = h("div", { class: "fb-viewport", tabindex: "0", role: "grid",
+    "aria-label": "Flows" });
+  const empty = h("div", { class: "fb-empty" });
+  const tableCol = h("div", { class: "fb-tablecol" }, [header, viewport, empty]);
+  const pane = h("div", { class: "fb-pane" });
+  const split = h("div", { class: "fb-split" }, [tableCol, pane]);
+  const actionNote = h("div", { class: "fb-action-note", role: "status" });
+  root.append(toolbar, errorBox, chips, split, actionNote);
+  el.append(root);
+
+  const applyHeight = () => { split.style.height = `${model.get("height") || 460}px`; };
+  applyHeight();
+
+  // ---- columns -----------------------------------------------------------------------------
+  function applyWidths() {
+    const tpl = COLUMNS.map((c) => `${widths[c.key]}px`).join(" ");
+    root.style.setProperty("--fb-cols", tpl);
+    const total = COLUMNS.reduce((s, c) => s + widths[c.key], 0);
+    root.style.setProperty("--fb-width", `${total}px`);
+    list?.setWidth(total);
+  }
+
+  function drawHeader() {
+    const by = model.get("sort_by");
+    const order = model.get("sort_order");
+    header.replaceChildren(...COLUMNS.map((c) => {
+      const sorted = c.sort === by;
+      const cell = h("div", {
+        class: `fb-th${c.align ? ` fb-${c.align}` : ""}${sorted ? " fb-sorted" : ""}`,
+        "data-col": c.key, role: "columnheader",
+        "aria-sort": sorted ? (order === "asc" ? "ascending" : "descending") : "none",
+        title: c.sort ? `Sort by ${c.label}` : c.label,
+      }, [h("span", { text: c.label }),
+        h("span", { class: "fb-arrow", text: sorted ? (order === "asc" ? "▲" : "▼") : "" })]);
+      cell.addEventListener("click", (ev) => {
+        if (/** @type {HTMLElement} */ (ev.target).classList.contains("fb-resize")) return;
+        if (!c.sort) return;
+        const asc = sorted ? order !== "asc" : ["provider", "model", "state", "preview"]
+          .includes(c.sort);
+        model.set("sort_by", c.sort);
+        model.set("sort_order", asc ? "asc" : "desc");
+        model.save_changes();
+        noteWaiting();
+      });
+      const grip = h("div", { class: "fb-resize", title: "Drag to resize" });
+      grip.addEventListener("pointerdown", (ev) => startResize(ev, c.key, grip));
+      cell.append(grip);
+      return cell;
+    }));
+  }
+
+  /** @param {PointerEvent} ev @param {string} key @param {HTMLElement} grip */
+  function startResize(ev, key, grip) {
+    ev.preventDefault();
+    ev.stopPropagation();
+    const x0 = ev.clientX;
+    const w0 = widths[key];
+    grip.setPointerCapture(ev.pointerId);
+    const move = (/** @type {PointerEvent} */ e) => {
+      widths[key] = Math.max(28, Math.round(w0 + e.clientX - x0));
+      applyWidths();
+    };
+    const up = () => {
+      grip.removeEventListener("pointermove", move);
+      grip.removeEventListener("pointerup", up);
+      model.set("column_widths", { ...widths });
+      model.save_changes();
+    };
+    grip.addEventListener("pointermove", move);
+    grip.addEventListener("pointerup", up);
+  }
+
+  // ---- rows --------------------------------------------------------------------------------
+  function createRow() {
+    const row = h("div", { class: "fb-tr", role: "row" });
+    for (const c of COLUMNS) {
+      row.append(h("div", { class: `fb-td${c.align ? ` fb-${c.align}` : ""}`, role: "gridcell",
+        "data-col": c.key }));
+    }
+    row.addEventListener("click", (ev) => onRowClick(row, /** @type {MouseEvent} */ (ev)));
+    return row;
+  }
+
+  /** @param {HTMLElement} el @param {number} index */
+  function renderRow(el, index) {
+    const r = rows.get(index);
+    el.dataset.index = String(index);
+    const cells = /** @type {HTMLElement[]} */ ([...el.children]);
+    const sel = model.get("selected") || [];
+    el.className = "fb-tr";
+    if (!r) {
+      el.dataset.id = "";
+      el.classList.add("fb-loading");
+      cells.forEach((td, i) => { td.textContent = i === 0 ? "…" : ""; td.className = baseCls(i); });
+      return;
+    }
+    el.dataset.id = r.id;
+    if (index % 2) el.classList.add("fb-odd");
+    if (sel.includes(r.id)) el.classList.add("fb-selected");
+    if (index === cursor) el.classList.add("fb-cursor");
+    if (r.id === detailId) el.classList.add("fb-open");
+    if (isLive(r.state)) el.classList.add("fb-row-live");
+    COLUMNS.forEach((c, i) => {
+      const td = cells[i];
+      td.textContent = c.text(r);
+      td.className = baseCls(i) + (c.cls ? ` ${c.cls(r)}` : "");
+      const t = c.title ? c.title(r) : "";
+      if (t) td.title = t; else td.removeAttribute("title");
+    });
+  }
+  /** @param {number} i */
+  const baseCls = (i) => `fb-td${COLUMNS[i].align ? ` fb-${COLUMNS[i].align}` : ""}`;
+
+  const list = virtualList({ viewport, rowHeight: ROW_H, createRow, renderRow,
+    onRange: () => ensure() });
+  applyWidths();
+  drawHeader();
+
+  // ---- fetching ----------------------------------------------------------------------------
+  function ensure() {
+    const total = list.total;
+    if (!total) return;
+    const { first, last } = list.range();
+    let missing = dataVersion !== version;
+    for (let i = Math.max(0, first); !missing && i <= Math.min(last, total - 1); i++) {
+      if (!rows.has(i)) missing = true;
+    }
+    if (!missing) return;
+    if (inflight && inflight.version === version && inflight.first <= first
+        && inflight.last >= last) return;
+    const offset = Math.max(0, first - MARGIN);
+    const limit = Math.min(500, last - offset + 1 + MARGIN);
+    inflight = { req: nextReq++, version, first: offset, last: offset + limit - 1,
+      sent: performance.now() };
+    model.send({ type: "page", req: inflight.req, version, offset, limit });
+    noteWaiting();
+  }
+
+  /** @param {any} msg @param {any[]} buffers */
+  function onMessage(msg, buffers) {
+    if (!msg || msg.type !== "page") return;
+    if (inflight && msg.req === inflight.req) inflight = null;
+    if (msg.version < version) { // a reply for an older view: drop it, ask again
+      ensure();
+      return;
+    }
+    if (msg.version > version) version = msg.version;
+    if (dataVersion !== msg.version) {
+      rows = new Map();
+      dataVersion = msg.version;
+    }
+    const got = decode(buffers[0]);
+    got.forEach((r, i) => rows.set(msg.offset + i, r));
+    if (msg.total !== list.total) list.setTotal(msg.total); else list.refresh();
+    drawStatus();
+    noteWaiting();
+    ensure();
+    if (detailId) refreshDetailIfLive();
+  }
+  model.on("msg:custom", onMessage);
+
+  // "waiting for kernel": a request the kernel has not answered yet (it is busy running a cell).
+  let waitTimer = 0;
+  function noteWaiting() {
+    clearTimeout(waitTimer);
+    const pendingQuery = model.get("version") === version && queryPending;
+    const busy = (inflight && performance.now() - inflight.sent > WAIT_NOTE_MS) || pendingQuery;
+    waiting.classList.toggle("fb-show", Boolean(busy));
+    if (inflight || queryPending) waitTimer = window.setTimeout(noteWaiting, WAIT_NOTE_MS);
+  }
+  let queryPending = false;
+
+  function onVersion() {
+    const v = model.get("version");
+    queryPending = false;
+    if (v > version) version = v;
+    if (model.get("total") !== list.total) list.setTotal(model.get("total"));
+    // The kernel usually pushes the new window right after; give it a moment before asking.
+    setTimeout(ensure, 60);
+    drawStatus();
+    noteWaiting();
+  }
+  model.on("change:version", onVersion);
+  model.on("change:total", () => { list.setTotal(model.get("total")); drawStatus(); });
+
+  // ---- status, filter, chips ---------------------------------------------------------------
+  function drawStatus() {
+    const total = model.get("total");
+    const sel = (model.get("selected") || []).length;
+    const live = model.get("capturing");
+    status.replaceChildren(
+      h("span", { class: live ? "fb-dot fb-on" : "fb-dot", title: live ? "capturing" : "not capturing" }),
+      `${total.toLocaleString("en-US")} flow${total === 1 ? "" : "s"}`
+        + (sel ? ` · ${sel} selected` : ""),
+    );
+    empty.textContent = total ? "" : model.get("filter_expr")
+      ? "No flows match this filter." : "No flows yet: calls through the proxy appear here live.";
+    empty.style.display = total ? "none" : "";
+    diffBtn.disabled = !(model.get("can_diff") && sel === 2);
+    clearBtn.style.display = sel ? "" : "none";
+  }
+
+  function drawError() {
+    const err = model.get("filter_error") || {};
+    filterInput.classList.toggle("fb-invalid", Boolean(err.message));
+    if (!err.message) { errorBox.replaceChildren(); errorBox.style.display = "none"; return; }
+    const expr = String(err.expression ?? filterInput.value).replace(/[\t\r\n]/g, " ");
+    const pos = Math.min(err.position ?? 0, expr.length);
+    errorBox.style.display = "";
+    errorBox.replaceChildren(
+      h("div", { class: "fb-err-msg", text: `${err.message} (at column ${pos + 1})` }),
+      h("pre", { class: "fb-err-where" }, [expr.slice(0, pos),
+        h("mark", { text: expr.slice(pos, pos + 1) || " " }), expr.slice(pos + 1), "\n",
+        " ".repeat(pos) + "^"]),
+      err.hint ? h("div", { class: "fb-err-hint", text: `hint: ${err.hint}` }) : null,
+    );
+  }
+
+  function drawChips() {
+    const current = model.get("filter_expr");
+    const items = model.get("quick_filters") || [];
+    chips.replaceChildren(...items.map((q) => {
+      const on = q.expression === current;
+      const chip = h("button", { class: `fb-chip${on ? " fb-on" : ""}${q.preset ? "" : " fb-saved"}`,
+        text: q.name, title: q.expression, "aria-pressed": on ? "true" : "false" });
+      chip.addEventListener("click", () => setFilter(on ? "" : q.expression));
+      return chip;
+    }));
+  }
+
+  /** @param {string} expr */
+  function setFilter(expr) {
+    filterInput.value = expr;
+    if (expr === model.get("filter_expr")) return;
+    model.set("filter_expr", expr);
+    model.save_changes();
+    queryPending = true;
+    noteWaiting();
+    drawChips();
+  }
+  let typing = 0;
+  filterInput.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { clearTimeout(typing); setFilter(filterInput.value.trim()); }
+    if (ev.key === "Escape") { filterInput.value = model.get("filter_expr"); }
+    ev.stopPropagation(); // keep JupyterLab's notebook shortcuts out of the input
+  });
+  filterInput.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = window.setTimeout(() => setFilter(filterInput.value.trim()), 700);
+  });
+  model.on("change:filter_error", drawError);
+  model.on("change:filter_expr", () => {
+    if (document.activeElement !== filterInput) filterInput.value = model.get("filter_expr");
+    drawChips();
+  });
+  model.on("change:quick_filters", drawChips);
+  model.on("change:sort_by", drawHeader);
+  model.on("change:sort_order", drawHeader);
+  model.on("change:capturing", drawStatus);
+  model.on("change:can_diff", drawStatus);
+  model.on("change:height", applyHeight);
+  model.on("change:selected", () => { list.refresh(); drawStatus(); });
+
+  // ---- selection, keys, detail -------------------------------------------------------------
+  /** @param {string[]} ids */
+  function select(ids) {
+    model.set("selected", ids);
+    model.save_changes();
+    list.refresh();
+    drawStatus();
+  }
+
+  /** @param {HTMLElement} row @param {MouseEvent} ev */
+  function onRowClick(row, ev) {
+    const index = Number(row.dataset.index);
+    const r = rows.get(index);
+    if (!r) return;
+    cursor = index;
+    const target = /** @type {HTMLElement} */ (ev.target);
+    if (target.closest(".fb-td")?.getAttribute("data-col") === "bookmark") {
+      toggleBookmark(r);
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey) {
+      const sel = [...(model.get("selected") || [])];
+      const at = sel.indexOf(r.id);
+      if (at >= 0) sel.splice(at, 1); else sel.push(r.id);
+      select(sel);
+      return;
+    }
+    select([r.id]);
+    open(r.id);
+    viewport.focus({ preventScroll: true });
+  }
+
+  /** @param {any} r */
+  function toggleBookmark(r) {
+    r.bookmarked = !r.bookmarked; // optimistic; the store's change brings the truth back
+    list.refresh();
+    call.call({ type: "bookmark", id: r.id, on: r.bookmarked }).then((reply) => {
+      if (!reply.ok) note(reply.error);
+    });
+  }
+
+  /** @param {string} id */
+  function open(id) {
+    detailId = id;
+    split.classList.add("fb-with-pane");
+    list.refresh();
+    openDetail(pane, id, call, {
+      onClose: () => { detailId = null; split.classList.remove("fb-with-pane"); list.refresh(); },
+      onBookmark: (/** @type {boolean} */ on) => call.call({ type: "bookmark", id, on }),
+    });
+  }
+  let lastLiveRefresh = 0;
+  function refreshDetailIfLive() {
+    // A streaming flow's pane follows it (at most once a second).
+    const r = [...rows.values()].find((x) => x.id === detailId);
+    if (!r || !isLive(r.state) || performance.now() - lastLiveRefresh < 1000) return;
+    lastLiveRefresh = performance.now();
+    open(/** @type {string} */ (detailId));
+  }
+
+  viewport.addEventListener("keydown", (ev) => {
+    const total = list.total;
+    if (!total) return;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      cursor = Math.max(0, Math.min(total - 1, cursor + (ev.key === "ArrowDown" ? 1 : -1)));
+      list.scrollToIndex(cursor);
+      const r = rows.get(cursor);
+      if (r) {
+        select([r.id]);
+        if (detailId) open(r.id);
+      }
+    } else if (ev.key === "Enter") {
+      const r = rows.get(cursor);
+      if (r) open(r.id);
+    } else if (ev.key === "b" || ev.key === "B") {
+      const r = rows.get(cursor);
+      if (r) toggleBookmark(r);
+    } else if (ev.key === "Escape" && detailId) {
+      pane.querySelector(".fb-pane-close")?.dispatchEvent(new Event("click"));
+    } else {
+      return;
+    }
+    ev.stopPropagation();
+  });
+
+  diffBtn.addEventListener("click", () => {
+    note("Comparing…");
+    call.call({ type: "diff", ids: model.get("selected") }).then((reply) => {
+      note(reply.ok ? "Diff shown below the table." : reply.error);
+    });
+  });
+  clearBtn.addEventListener("click", () => select([]));
+
+  /** @param {string} text */
+  function note(text) {
+    actionNote.textContent = text || "";
+  }
+
+  list.setTotal(model.get("total"));
+  drawStatus();
+  drawError();
+  drawChips();
+  ensure();
+
+  return () => {
+    list.destroy();
+    call.dispose();
+    model.off("msg:custom", onMessage);
+    clearTimeout(waitTimer);
+  };
+}
+
+export default { render };
