@@ -11,12 +11,14 @@ from flowbook.model import LLMFlow
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flowbook.analysis.diff import FlowDiff
     from flowbook.capture.monitor import Monitor
     from flowbook.runtime import Runtime
 
 __all__ = [
     "bookmark",
     "comment",
+    "diff",
     "flows",
     "get_flow",
     "load",
@@ -204,6 +206,19 @@ def intercept_panel() -> Any:
     return InterceptPanel()
 
 
+def diff(
+    a: str | LLMFlow, b: str | LLMFlow, *, ignore: tuple[str, ...] = ("ids", "timestamps")
+) -> FlowDiff:
+    """Compare two flows (ids or LLMFlow objects): parameters, tools, system prompt, messages
+    aligned by content, response text word by word. Returns a FlowDiff (``.changes``,
+    ``.to_markdown()``; shows side by side in a notebook). ``ignore`` may also name "usage"."""
+    from flowbook.analysis.diff import diff_flows
+
+    fa = a if isinstance(a, LLMFlow) else get_flow(a)
+    fb_ = b if isinstance(b, LLMFlow) else get_flow(b)
+    return diff_flows(fa, fb_, ignore=ignore)
+
+
 def __getattr__(name: str) -> Any:
     # Lazily built attributes: fb.config (the live configuration of the current data dir) and
     # fb.intercept (breakpoints and rules).
@@ -217,6 +232,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("flowbook.intercept")
+    if name == "charts":  # fb.charts.latency(), .ttft_vs_tokens(), .usage_over_time(), .errors()
+        import importlib
+
+        return importlib.import_module("flowbook.ui.charts")
     raise AttributeError(f"module 'flowbook.api' has no attribute {name!r}")
 
 

@@ -312,3 +312,29 @@ def test_unknown_ignore_names_the_valid_choices() -> None:
     a = openai_flow(CONVERSATION[:2])
     with pytest.raises(ValueError, match="choose from"):
         diff_flows(a, a, ignore=("colour",))
+
+
+def test_widget_payload_and_static_fallback_escape_captured_text() -> None:
+    from flowbook.ui.diff import DiffWidget, payload
+
+    a = openai_flow(CONVERSATION[:2], text="<b>bold</b> answer")
+    b = openai_flow(
+        [*CONVERSATION[:2], {"role": "user", "content": "<img src=x onerror=alert(1)>"}],
+        text="<script>alert(1)</script> answer",
+    )
+    d = diff_flows(a, b)
+    data = payload(d)
+    assert [m["kind"] for m in data["messages"]] == ["equal", "insert"]
+    assert data["messages"][1]["b"] == "<img src=x onerror=alert(1)>"
+    assert data["response"] == {
+        "a": "<b>bold</b> answer",
+        "b": "<script>alert(1)</script> answer",
+        "changed": True,
+    }
+    bundle = d._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    static = bundle["text/html"]
+    assert "<script>" not in static and "<img" not in static
+    assert "&lt;img src=x onerror=alert(1)&gt;" in static  # shown, as text
+    assert bundle["text/markdown"] == d.to_markdown()
+    assert DiffWidget(d).data == data
