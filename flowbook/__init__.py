@@ -22,6 +22,8 @@ _API = {
     "diff", "charts",
     # interception
     "intercept", "intercept_panel",
+    # widgets
+    "show",
 }  # fmt: skip
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "get_flow",
     "load",
     "monitor",
+    "show",
     "start",
     "status",
     "stop",
@@ -217,6 +218,14 @@ def diff(
     fa = a if isinstance(a, LLMFlow) else get_flow(a)
     fb_ = b if isinstance(b, LLMFlow) else get_flow(b)
     return diff_flows(fa, fb_, ignore=ignore)
+
+
+def show(flow_id: str | LLMFlow, *, height: int = 620) -> Any:
+    """The detail widget of one flow: overview (timing, tokens, cost, context window),
+    conversation, response, stream events, raw headers and bodies, and editable notes."""
+    from flowbook.ui.detail import show as _show
+
+    return _show(flow_id, height=height)
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,7 @@
 %flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR]
 %flowmon stop | status
 %flowmon flows [FILTER]            the flows DataFrame (filtered)
-%flowmon show ID                   one flow
+%flowmon show ID                   one flow in the detail widget
 %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
 %flowmon intercept off | status
 %flowmon                           status and the latest flows
@@ -60,7 +60,10 @@ def run_line(line: str) -> Any:
     if cmd == "show":
         if len(rest) != 1:
             raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
-        return fb.get_flow(rest[0])
+        try:
+            return fb.show(rest[0])
+        except KeyError as exc:
+            raise MagicUsageError(str(exc.args[0] if exc.args else exc)) from None
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 
