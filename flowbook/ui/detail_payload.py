@@ -146,7 +146,8 @@ def _timing(flow: LLMFlow, last_token: float | None) -> dict[str, Any]:
         last_token = ts.completed if flow.response and not flow.response.events else first_token
     usage = flow.usage
     tps = None
-    if usage and usage.output and first_token and last_token and last_token > first_token:
+    # Below ~50 ms the span is mostly stamping granularity: a rate from it would be noise.
+    if usage and usage.output and first_token and last_token and last_token - first_token >= 0.05:
         tps = round(usage.output / (last_token - first_token), 1)
     return {
         "created": ts.created,

@@ -59,6 +59,18 @@ def _repeats_answer(ev: StreamEvent) -> bool:
     return name.startswith("response.") and "delta" not in name
 
 
+def _label(ev: StreamEvent) -> str:
+    """The event's SSE name, else the ``type`` its data declares (OpenAI Chat has neither)."""
+    if ev.event:
+        return ev.event
+    kind = ev.data.get("type") if isinstance(ev.data, dict) else None
+    if isinstance(kind, str):
+        return kind
+    if isinstance(ev.data, str) and ev.data.strip() == "[DONE]":
+        return "[DONE]"
+    return "data"
+
+
 def _preview(data: Any) -> str:
     text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, default=str)
     text = text if len(text) <= EVENT_PREVIEW else text[:EVENT_PREVIEW] + "…"
@@ -88,7 +100,7 @@ def stream_section(events: list[StreamEvent], start: float) -> dict[str, Any]:
                 {
                     "i": i,
                     "offset_ms": offset,
-                    "event": ev.event,
+                    "event": _label(ev),
                     "tokens": n,
                     "data": _preview(ev.data),
                 }

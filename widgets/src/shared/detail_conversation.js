@@ -43,7 +43,7 @@ function partView(part, role, cb) {
       if (part.data_url && SAFE_IMAGE.test(part.data_url)) {
         kids.push(h("img", { class: "fb-thumb", src: part.data_url, alt: "image from the request" }));
       }
-      if (part.remote_url) kids.push(h("span", { class: "fb-md-blocked", text: `🚫 remote image not loaded: ${part.remote_url}` }));
+      if (part.remote_url) kids.push(h("span", { class: "fb-md-blocked", text: `remote image not loaded: ${part.remote_url}` }));
       if (part.omitted) kids.push(h("span", { class: "fb-muted", text: part.omitted }));
       if (!kids.length) kids.push(h("span", { class: "fb-muted", text: `image (${part.media_type || "unknown type"})` }));
       return h("div", { class: "fb-part fb-image" }, kids);

@@ -158,7 +158,9 @@ export function sparkline(series) {
       s.append(svg("circle", { cx: ((t / maxT) * (w - 4) + 2).toFixed(1),
         cy: (hgt - 2 - (y / maxY) * (hgt - 4)).toFixed(1), r: 1.5, class: "fb-spark-dot" }));
     }
-    box.replaceChildren(s);
+    const axis = h("div", { class: "fb-spark-axis" }, [h("span", { text: "0" }),
+      h("span", { text: `${fmtInt(maxY)} tokens at +${fmtMs(maxT)}` })]);
+    box.replaceChildren(s, axis);
   };
   const ro = new ResizeObserver(() => draw());
   ro.observe(box);
@@ -178,17 +180,26 @@ export function streamTab(p) {
   }
   root.append(h("div", { class: "fb-small" }, [
     `${fmtInt(s.total)} events · ~${fmtInt(s.tokens)} tokens (estimated from each event's text)`,
-    s.longest_gap_ms !== null ? ` · longest gap ${fmtMs(s.longest_gap_ms)} after +${fmtMs(s.longest_gap_at_ms)}` : "",
+    s.longest_gap_ms !== null ? ` · longest gap ${fmtMs(s.longest_gap_ms)} (from +${fmtMs(s.longest_gap_at_ms)})` : "",
   ]), sparkline(s.series), h("div", { class: "fb-muted fb-small", text: "tokens over time (x: arrival offset from the request, y: cumulative tokens)" }));
   const table = h("table", { class: "fb-table fb-events" });
-  table.append(h("thead", {}, [h("tr", {}, ["#", "offset", "event", "tokens", "data"].map((t) => h("th", { text: t })))]));
+  table.append(h("thead", {}, [h("tr", {}, ["#", "offset", "gap", "event", "tokens", "data"].map((t) => h("th", { text: t })))]));
   const body = h("tbody");
-  for (const ev of s.events) {
-    body.append(h("tr", {}, [h("td", { class: "fb-num", text: String(ev.i) }),
+  // A stall is a gap well above the stream's usual pace: mark it so it stands out.
+  const gaps = s.events.map((/** @type {any} */ ev, /** @type {number} */ i) => i ? ev.offset_ms - s.events[i - 1].offset_ms : 0);
+  const sorted = [...gaps].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)] || 0;
+  s.events.forEach((/** @type {any} */ ev, /** @type {number} */ i) => {
+    const gap = gaps[i];
+    const stall = i > 0 && gap >= 250 && gap >= 5 * median;
+    const data = h("td", { class: "fb-mono fb-evdata", text: ev.data, title: "click to expand" });
+    data.addEventListener("click", () => data.classList.toggle("fb-open"));
+    body.append(h("tr", { class: stall ? "fb-stall" : "" }, [h("td", { class: "fb-num", text: String(ev.i) }),
       h("td", { class: "fb-num", text: `+${fmtMs(ev.offset_ms)}` }),
-      h("td", { text: ev.event || "" }), h("td", { class: "fb-num", text: ev.tokens ? String(ev.tokens) : "" }),
-      h("td", { class: "fb-mono fb-evdata", text: ev.data })]));
-  }
+      h("td", { class: "fb-num", text: i ? `${stall ? "⚠ " : ""}${fmtMs(gap)}` : "" }),
+      h("td", { class: "fb-evname", text: ev.event || "" }), h("td", { class: "fb-num", text: ev.tokens ? String(ev.tokens) : "" }),
+      data]));
+  });
   table.append(body);
   root.append(table);
   if (s.shown < s.total) root.append(h("div", { class: "fb-muted", text: `First ${fmtInt(s.shown)} of ${fmtInt(s.total)} events listed (the chart covers all).` }));

@@ -87,7 +87,7 @@ function blockImages(frag) {
     const was = img.getAttribute("data-fb-blocked") || "";
     const alt = img.getAttribute("alt");
     img.replaceWith(h("span", { class: "fb-md-blocked", title: was,
-      text: `🚫 image not loaded${alt ? ` “${alt}”` : ""}: ${was.slice(0, 120) || "(no source)"}` }));
+      text: `image not loaded${alt ? ` “${alt}”` : ""}: ${was.slice(0, 120) || "(no source)"}` }));
   }
 }
 
