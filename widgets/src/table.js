@@ -8,6 +8,7 @@ import { h, rpc } from "./shared/dom.js";
 import { virtualList } from "./shared/virtual_list.js";
 import { COLUMNS, isLive } from "./shared/table_columns.js";
 import { openDetail } from "./shared/table_detail.js";
+import "./detail.css"; // the detail view's styles, for the split pane
 import "./table.css";
 
 const ROW_H = 28;
@@ -37,40 +38,54 @@ function render({ model, el }) {
     ...(model.get("column_widths") || {}) };
 
   // ---- layout ------------------------------------------------------------------------------
-  const root = h("div", { class: "fb-table" });
+  const root = h("div", { class: "fbt-table" });
   const filterInput = /** @type {HTMLInputElement} */ (h("input", {
-    class: "fb-filter", type: "text", spellcheck: "false", "aria-label": "Filter",
+    class: "fbt-filter", type: "text", spellcheck: "false", "aria-label": "Filter",
     placeholder: "Filter: model:gpt-4o AND latency:>2s, is:error, ~d api.openai.com …",
     value: model.get("filter_expr") }));
-  const status = h("span", { class: "fb-status", "aria-live": "polite" });
-  const waiting = h("span", { class: "fb-waiting", text: "waiting for kernel…" });
-  const diffBtn = /** @type {HTMLButtonElement} */ (h("button", { class: "fb-btn fb-diff",
+  const status = h("span", { class: "fbt-status", "aria-live": "polite" });
+  const waiting = h("span", { class: "fbt-waiting", text: "waiting for kernel…" });
+  const diffBtn = /** @type {HTMLButtonElement} */ (h("button", { class: "fbt-btn fbt-diff",
     text: "Diff", title: "Compare the two selected flows (Ctrl/⌘-click selects a second row)" }));
-  const clearBtn = h("button", { class: "fb-btn fb-quiet", text: "Clear selection" });
-  const toolbar = h("div", { class: "fb-toolbar" }, [filterInput, diffBtn, clearBtn, waiting,
+  const clearBtn = h("button", { class: "fbt-btn fbt-quiet", text: "Clear selection" });
+  const toolbar = h("div", { class: "fbt-toolbar" }, [filterInput, diffBtn, clearBtn, waiting,
     status]);
-  const errorBox = h("div", { class: "fb-filter-error", role: "alert" });
-  const chips = h("div", { class: "fb-chips" });
-  const header = h("div", { class: "fb-thead", role: "row" });
-  const viewport = h("div", { class: "fb-viewport", tabindex: "0", role: "grid",
+  const errorBox = h("div", { class: "fbt-filter-error", role: "alert" });
+  const chips = h("div", { class: "fbt-chips" });
+  const header = h("div", { class: "fbt-thead", role: "row" });
+  const headWrap = h("div", { class: "fbt-thead-wrap" }, [header]);
+  const viewport = h("div", { class: "fbt-viewport", tabindex: "0", role: "grid",
     "aria-label": "Flows" });
-  const empty = h("div", { class: "fb-empty" });
-  const tableCol = h("div", { class: "fb-tablecol" }, [header, viewport, empty]);
-  const pane = h("div", { class: "fb-pane" });
-  const split = h("div", { class: "fb-split" }, [tableCol, pane]);
-  const actionNote = h("div", { class: "fb-action-note", role: "status" });
+  const empty = h("div", { class: "fbt-empty" });
+  const tableCol = h("div", { class: "fbt-tablecol" }, [headWrap, viewport, empty]);
+  // The header scrolls sideways with the rows.
+  viewport.addEventListener("scroll", () => {
+    header.style.transform = `translateX(${-viewport.scrollLeft}px)`;
+  }, { passive: true });
+  const pane = h("div", { class: "fbt-pane" });
+  const split = h("div", { class: "fbt-split" }, [tableCol, pane]);
+  const actionNote = h("div", { class: "fbt-action-note", role: "status" });
   root.append(toolbar, errorBox, chips, split, actionNote);
   el.append(root);
 
-  const applyHeight = () => { split.style.height = `${model.get("height") || 460}px`; };
+  // Fixed height (JupyterLab detaches outputs scrolled away; a fixed box keeps the layout),
+  // shrunk to the rows when there are few and no detail is open.
+  const applyHeight = () => {
+    const max = model.get("height") || 460;
+    const need = 34 + Math.max(3, model.get("total") || 0) * ROW_H + 18;
+    const open = split.classList.contains("fbt-with-pane");
+    split.style.height = `${open ? max : Math.min(max, Math.max(150, need))}px`;
+  };
   applyHeight();
 
   // ---- columns -----------------------------------------------------------------------------
   function applyWidths() {
-    const tpl = COLUMNS.map((c) => `${widths[c.key]}px`).join(" ");
-    root.style.setProperty("--fb-cols", tpl);
+    // The preview column takes whatever width is left over.
+    const tpl = COLUMNS.map((c) => (c.key === "preview" ? `minmax(${widths[c.key]}px, 1fr)`
+      : `${widths[c.key]}px`)).join(" ");
+    root.style.setProperty("--fbt-cols", tpl);
     const total = COLUMNS.reduce((s, c) => s + widths[c.key], 0);
-    root.style.setProperty("--fb-width", `${total}px`);
+    root.style.setProperty("--fbt-width", `${total}px`);
     list?.setWidth(total);
   }
 
@@ -80,14 +95,14 @@ function render({ model, el }) {
     header.replaceChildren(...COLUMNS.map((c) => {
       const sorted = c.sort === by;
       const cell = h("div", {
-        class: `fb-th${c.align ? ` fb-${c.align}` : ""}${sorted ? " fb-sorted" : ""}`,
+        class: `fbt-th${c.align ? ` fbt-${c.align}` : ""}${sorted ? " fbt-sorted" : ""}`,
         "data-col": c.key, role: "columnheader",
         "aria-sort": sorted ? (order === "asc" ? "ascending" : "descending") : "none",
         title: c.sort ? `Sort by ${c.label}` : c.label,
       }, [h("span", { text: c.label }),
-        h("span", { class: "fb-arrow", text: sorted ? (order === "asc" ? "▲" : "▼") : "" })]);
+        h("span", { class: "fbt-arrow", text: sorted ? (order === "asc" ? "▲" : "▼") : "" })]);
       cell.addEventListener("click", (ev) => {
-        if (/** @type {HTMLElement} */ (ev.target).classList.contains("fb-resize")) return;
+        if (/** @type {HTMLElement} */ (ev.target).classList.contains("fbt-resize")) return;
         if (!c.sort) return;
         const asc = sorted ? order !== "asc" : ["provider", "model", "state", "preview"]
           .includes(c.sort);
@@ -96,7 +111,7 @@ function render({ model, el }) {
         model.save_changes();
         noteWaiting();
       });
-      const grip = h("div", { class: "fb-resize", title: "Drag to resize" });
+      const grip = h("div", { class: "fbt-resize", title: "Drag to resize" });
       grip.addEventListener("pointerdown", (ev) => startResize(ev, c.key, grip));
       cell.append(grip);
       return cell;
@@ -126,9 +141,9 @@ function render({ model, el }) {
 
   // ---- rows --------------------------------------------------------------------------------
   function createRow() {
-    const row = h("div", { class: "fb-tr", role: "row" });
+    const row = h("div", { class: "fbt-tr", role: "row" });
     for (const c of COLUMNS) {
-      row.append(h("div", { class: `fb-td${c.align ? ` fb-${c.align}` : ""}`, role: "gridcell",
+      row.append(h("div", { class: `fbt-td${c.align ? ` fbt-${c.align}` : ""}`, role: "gridcell",
         "data-col": c.key }));
     }
     row.addEventListener("click", (ev) => onRowClick(row, /** @type {MouseEvent} */ (ev)));
@@ -141,19 +156,19 @@ function render({ model, el }) {
     el.dataset.index = String(index);
     const cells = /** @type {HTMLElement[]} */ ([...el.children]);
     const sel = model.get("selected") || [];
-    el.className = "fb-tr";
+    el.className = "fbt-tr";
     if (!r) {
       el.dataset.id = "";
-      el.classList.add("fb-loading");
+      el.classList.add("fbt-loading");
       cells.forEach((td, i) => { td.textContent = i === 0 ? "…" : ""; td.className = baseCls(i); });
       return;
     }
     el.dataset.id = r.id;
-    if (index % 2) el.classList.add("fb-odd");
-    if (sel.includes(r.id)) el.classList.add("fb-selected");
-    if (index === cursor) el.classList.add("fb-cursor");
-    if (r.id === detailId) el.classList.add("fb-open");
-    if (isLive(r.state)) el.classList.add("fb-row-live");
+    if (index % 2) el.classList.add("fbt-odd");
+    if (sel.includes(r.id)) el.classList.add("fbt-selected");
+    if (index === cursor) el.classList.add("fbt-cursor");
+    if (r.id === detailId) el.classList.add("fbt-open");
+    if (isLive(r.state)) el.classList.add("fbt-row-live");
     COLUMNS.forEach((c, i) => {
       const td = cells[i];
       td.textContent = c.text(r);
@@ -163,7 +178,7 @@ function render({ model, el }) {
     });
   }
   /** @param {number} i */
-  const baseCls = (i) => `fb-td${COLUMNS[i].align ? ` fb-${COLUMNS[i].align}` : ""}`;
+  const baseCls = (i) => `fbt-td${COLUMNS[i].align ? ` fbt-${COLUMNS[i].align}` : ""}`;
 
   const list = virtualList({ viewport, rowHeight: ROW_H, createRow, renderRow,
     onRange: () => ensure() });
@@ -219,7 +234,7 @@ function render({ model, el }) {
     clearTimeout(waitTimer);
     const pendingQuery = model.get("version") === version && queryPending;
     const busy = (inflight && performance.now() - inflight.sent > WAIT_NOTE_MS) || pendingQuery;
-    waiting.classList.toggle("fb-show", Boolean(busy));
+    waiting.classList.toggle("fbt-show", Boolean(busy));
     if (inflight || queryPending) waitTimer = window.setTimeout(noteWaiting, WAIT_NOTE_MS);
   }
   let queryPending = false;
@@ -235,7 +250,11 @@ function render({ model, el }) {
     noteWaiting();
   }
   model.on("change:version", onVersion);
-  model.on("change:total", () => { list.setTotal(model.get("total")); drawStatus(); });
+  model.on("change:total", () => {
+    list.setTotal(model.get("total"));
+    drawStatus();
+    applyHeight();
+  });
 
   // ---- status, filter, chips ---------------------------------------------------------------
   function drawStatus() {
@@ -243,7 +262,7 @@ function render({ model, el }) {
     const sel = (model.get("selected") || []).length;
     const live = model.get("capturing");
     status.replaceChildren(
-      h("span", { class: live ? "fb-dot fb-on" : "fb-dot", title: live ? "capturing" : "not capturing" }),
+      h("span", { class: live ? "fbt-dot fbt-on" : "fbt-dot", title: live ? "capturing" : "not capturing" }),
       `${total.toLocaleString("en-US")} flow${total === 1 ? "" : "s"}`
         + (sel ? ` · ${sel} selected` : ""),
     );
@@ -256,17 +275,17 @@ function render({ model, el }) {
 
   function drawError() {
     const err = model.get("filter_error") || {};
-    filterInput.classList.toggle("fb-invalid", Boolean(err.message));
-    if (!err.message) { errorBox.replaceChildren(); errorBox.style.display = "none"; return; }
+    filterInput.classList.toggle("fbt-invalid", Boolean(err.message));
+    errorBox.classList.toggle("fbt-show", Boolean(err.message));
+    if (!err.message) { errorBox.replaceChildren(); return; }
     const expr = String(err.expression ?? filterInput.value).replace(/[\t\r\n]/g, " ");
     const pos = Math.min(err.position ?? 0, expr.length);
-    errorBox.style.display = "";
     errorBox.replaceChildren(
-      h("div", { class: "fb-err-msg", text: `${err.message} (at column ${pos + 1})` }),
-      h("pre", { class: "fb-err-where" }, [expr.slice(0, pos),
+      h("div", { class: "fbt-err-msg", text: `${err.message} (at column ${pos + 1})` }),
+      h("pre", { class: "fbt-err-where" }, [expr.slice(0, pos),
         h("mark", { text: expr.slice(pos, pos + 1) || " " }), expr.slice(pos + 1), "\n",
         " ".repeat(pos) + "^"]),
-      err.hint ? h("div", { class: "fb-err-hint", text: `hint: ${err.hint}` }) : null,
+      err.hint ? h("div", { class: "fbt-err-hint", text: `hint: ${err.hint}` }) : null,
     );
   }
 
@@ -275,7 +294,7 @@ function render({ model, el }) {
     const items = model.get("quick_filters") || [];
     chips.replaceChildren(...items.map((q) => {
       const on = q.expression === current;
-      const chip = h("button", { class: `fb-chip${on ? " fb-on" : ""}${q.preset ? "" : " fb-saved"}`,
+      const chip = h("button", { class: `fbt-chip${on ? " fbt-on" : ""}${q.preset ? "" : " fbt-saved"}`,
         text: q.name, title: q.expression, "aria-pressed": on ? "true" : "false" });
       chip.addEventListener("click", () => setFilter(on ? "" : q.expression));
       return chip;
@@ -302,7 +321,7 @@ function render({ model, el }) {
     clearTimeout(typing);
     typing = window.setTimeout(() => setFilter(filterInput.value.trim()), 700);
   });
-  model.on("change:filter_error", drawError);
+  model.on("change:filter_error", () => { queryPending = false; noteWaiting(); drawError(); });
   model.on("change:filter_expr", () => {
     if (document.activeElement !== filterInput) filterInput.value = model.get("filter_expr");
     drawChips();
@@ -331,7 +350,7 @@ function render({ model, el }) {
     if (!r) return;
     cursor = index;
     const target = /** @type {HTMLElement} */ (ev.target);
-    if (target.closest(".fb-td")?.getAttribute("data-col") === "bookmark") {
+    if (target.closest(".fbt-td")?.getAttribute("data-col") === "bookmark") {
       toggleBookmark(r);
       return;
     }
@@ -359,11 +378,16 @@ function render({ model, el }) {
   /** @param {string} id */
   function open(id) {
     detailId = id;
-    split.classList.add("fb-with-pane");
+    split.classList.add("fbt-with-pane");
+    applyHeight();
     list.refresh();
     openDetail(pane, id, call, {
-      onClose: () => { detailId = null; split.classList.remove("fb-with-pane"); list.refresh(); },
-      onBookmark: (/** @type {boolean} */ on) => call.call({ type: "bookmark", id, on }),
+      onClose: () => {
+        detailId = null;
+        split.classList.remove("fbt-with-pane");
+        applyHeight();
+        list.refresh();
+      },
     });
   }
   let lastLiveRefresh = 0;
@@ -378,9 +402,13 @@ function render({ model, el }) {
   viewport.addEventListener("keydown", (ev) => {
     const total = list.total;
     if (!total) return;
-    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    const page = Math.max(1, list.range().last - list.range().first);
+    const moves = /** @type {Record<string, number>} */ ({ ArrowDown: cursor + 1,
+      ArrowUp: cursor - 1, PageDown: cursor + page, PageUp: cursor - page, Home: 0,
+      End: total - 1 });
+    if (ev.key in moves) {
       ev.preventDefault();
-      cursor = Math.max(0, Math.min(total - 1, cursor + (ev.key === "ArrowDown" ? 1 : -1)));
+      cursor = Math.max(0, Math.min(total - 1, moves[ev.key]));
       list.scrollToIndex(cursor);
       const r = rows.get(cursor);
       if (r) {
@@ -394,7 +422,7 @@ function render({ model, el }) {
       const r = rows.get(cursor);
       if (r) toggleBookmark(r);
     } else if (ev.key === "Escape" && detailId) {
-      pane.querySelector(".fb-pane-close")?.dispatchEvent(new Event("click"));
+      pane.querySelector(".fbt-pane-close")?.dispatchEvent(new Event("click"));
     } else {
       return;
     }

@@ -1,64 +1,59 @@
 // The flow table's split pane: asks the kernel for one flow's detail payload and mounts the
-// detail view in it. Everything from the flow goes in as text.
+// shared detail view (shared/detail_view.js, also used by fb.show) in it. Opening the same
+// flow again (a streaming flow refreshed) updates the view in place, keeping tab and scroll.
 import { h } from "./dom.js";
+import { mountDetail } from "./detail_view.js";
 
 let token = 0;
+/** @type {{ id: string, view: any } | null} */
+let mounted = null;
 
 /**
  * @param {HTMLElement} pane
  * @param {string} id
  * @param {{ call: (c: Record<string, any>) => Promise<any> }} rpc
- * @param {{ onClose: () => void, onBookmark: (on: boolean) => any }} callbacks
+ * @param {{ onClose: () => void }} callbacks
  */
 export function openDetail(pane, id, rpc, callbacks) {
   const mine = ++token;
-  const close = h("button", { class: "fb-btn fb-quiet fb-pane-close", text: "✕",
-    title: "Close (Esc)", "aria-label": "Close detail" });
-  close.addEventListener("click", () => {
-    pane.replaceChildren();
-    callbacks.onClose();
-  });
-  const body = h("div", { class: "fb-pane-body" });
-  const hadContent = pane.querySelector(".fb-pane-body > *") !== null;
-  if (!hadContent) body.append(h("div", { class: "fb-pane-loading", text: "Loading…" }));
-  const slow = setTimeout(() => {
-    if (mine === token && !body.dataset.loaded) {
-      body.replaceChildren(h("div", { class: "fb-pane-loading", text: "waiting for kernel…" }));
-    }
-  }, 600);
-  const head = h("div", { class: "fb-pane-head" }, [h("span", { class: "fb-pane-id",
-    text: `flow ${id}` }), close]);
-  if (!hadContent) pane.replaceChildren(head, body);
+  const same = mounted !== null && mounted.id === id && pane.contains(pane.querySelector(".fb-detail"));
+  if (!same) {
+    mounted?.view?.destroy?.();
+    mounted = null;
+    const close = h("button", { class: "fbt-btn fbt-quiet fbt-pane-close", text: "✕",
+      title: "Close (Esc)", "aria-label": "Close detail" });
+    close.addEventListener("click", () => {
+      mounted?.view?.destroy?.();
+      mounted = null;
+      pane.replaceChildren();
+      callbacks.onClose();
+    });
+    const body = h("div", { class: "fbt-pane-body" }, [
+      h("div", { class: "fbt-pane-loading", text: "Loading…" })]);
+    pane.replaceChildren(h("div", { class: "fbt-pane-head" }, [
+      h("span", { class: "fbt-pane-id", text: `flow ${id}` }), close]), body);
+    setTimeout(() => {
+      if (mine === token && !mounted) {
+        body.replaceChildren(h("div", { class: "fbt-pane-loading", text: "waiting for kernel…" }));
+      }
+    }, 600);
+  }
   rpc.call({ type: "open", id }).then((reply) => {
-    clearTimeout(slow);
     if (mine !== token) return; // another row was opened meanwhile
-    body.dataset.loaded = "1";
+    const body = /** @type {HTMLElement} */ (pane.querySelector(".fbt-pane-body"));
+    if (!body) return; // closed meanwhile
     if (!reply.ok) {
-      body.replaceChildren(h("div", { class: "fb-pane-error", text: reply.error }));
-      pane.replaceChildren(head, body);
+      body.replaceChildren(h("div", { class: "fbt-pane-error", text: reply.error }));
       return;
     }
-    const scroll = pane.querySelector(".fb-pane-body")?.scrollTop ?? 0;
+    if (mounted && mounted.id === id) {
+      mounted.view.update(reply.payload);
+      return;
+    }
     body.replaceChildren();
-    pane.replaceChildren(head, body);
-    mount(body, reply.payload, callbacks);
-    body.scrollTop = scroll;
+    const view = mountDetail(body, reply.payload, {
+      onAnnotate: (/** @type {any} */ notes) => rpc.call({ type: "annotate", id, ...notes }),
+    });
+    mounted = { id, view };
   });
-}
-
-/** @param {HTMLElement} el @param {any} p @param {{ onBookmark: (on: boolean) => any }} cb */
-function mount(el, p, cb) {
-  const row = (/** @type {string} */ k, /** @type {any} */ v) =>
-    v === null || v === undefined || v === "" ? null
-      : h("div", { class: "fb-kv" }, [h("span", { class: "fb-k", text: k }),
-        h("span", { class: "fb-v", text: String(v) })]);
-  el.append(
-    h("div", { class: "fb-pane-title", text: `${p.model || "?"} · ${p.provider || ""}` }),
-    h("div", { class: "fb-kvs" }, [row("state", p.state), row("status", p.status_code),
-      row("latency ms", p.latency_ms && Math.round(p.latency_ms)),
-      row("TTFT ms", p.ttft_ms && Math.round(p.ttft_ms))]),
-    h("div", { class: "fb-section", text: "Response" }),
-    h("pre", { class: "fb-response", text: p.response_text || "(no text)" }),
-  );
-  void cb;
 }

@@ -18,9 +18,9 @@ export const MAX_SCROLL_PX = 8_000_000;
 export function virtualList(opts) {
   const { viewport, rowHeight, createRow, renderRow, onRange } = opts;
   const spacer = document.createElement("div");
-  spacer.className = "fb-vl-spacer";
+  spacer.className = "fbt-vl-spacer";
   const layer = document.createElement("div");
-  layer.className = "fb-vl-layer";
+  layer.className = "fbt-vl-layer";
   viewport.append(spacer, layer);
   Object.assign(spacer.style, { width: "1px", height: "0px" });
   Object.assign(layer.style, { position: "absolute", top: "0", left: "0", right: "0" });

@@ -1,0 +1,199 @@
+"""The live flow table in real JupyterLab (and Notebook 7): rows arrive without re-running the
+cell, also while another cell is busy; a click opens the rebuilt answer; the filter box narrows
+the rows and points at a bad expression; a million stored rows scroll to the last one.
+Screenshots (light and dark) go to ``$FLOWBOOK_UI_ARTIFACTS`` (default
+``/tmp/flowbook-ui-artifacts``)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ARTIFACTS = Path(os.environ.get("FLOWBOOK_UI_ARTIFACTS", "/tmp/flowbook-ui-artifacts"))
+
+SETUP = """
+import tempfile, threading, time
+import openai
+import flowbook as fb
+from flowbook.fake_upstream import FakeUpstream
+up = FakeUpstream().__enter__()
+mon = fb.start(port=0, mode=[f"reverse:{up.url}"], data_dir=tempfile.mkdtemp())
+client = openai.OpenAI(base_url=mon.proxy_url + "/v1", api_key="sk-test", max_retries=0)
+def calls(n, model, tag, delay=0.0, stream=False):
+    def run():
+        time.sleep(delay)
+        for i in range(n):
+            r = client.chat.completions.create(model=model, stream=stream,
+                messages=[{"role": "user", "content": f"{tag} question {i}"}])
+            if stream:
+                for _ in r:
+                    pass
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+print("ready")
+"""
+TABLE = "t = fb.table()\nt"
+FIRST = 'w = calls(3, "gpt-4o-mini", "first")'
+BUSY = 'w = calls(3, "gpt-4.1", "busy", delay=1.0, stream=True)\ntime.sleep(12)\nprint("slept")'
+CHECK = 'print("SELECTED", t.selected, len(t.df))\nfb.stop(); up.__exit__(None, None, None)'
+
+ROW = ".fbt-tr[data-id]:not([data-id='']):visible"  # pooled rows past the end are hidden
+
+
+def _rows(page: Any) -> list[str]:
+    return [t for t in page.locator(f"{ROW} [data-col=preview]").all_inner_texts() if t]
+
+
+def _wait_rows(page: Any, pred: Callable[[list[str]], bool], timeout_s: float = 40) -> list[str]:
+    for _ in range(int(timeout_s * 10)):
+        rows = _rows(page)
+        if pred(rows):
+            return rows
+        page.wait_for_timeout(100)
+    raise AssertionError(f"rows never matched; last seen: {_rows(page)}")
+
+
+def _set_theme(page: Any, name: str) -> None:
+    """Switch JupyterLab's theme through its Settings menu."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Theme$")).first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text=name).first.click()
+    dark = "Dark" in name
+    page.wait_for_function(
+        "d => (document.body.dataset.jpThemeLight === 'false') === d", arg=dark, timeout=20_000
+    )
+    page.wait_for_timeout(500)
+
+
+def _shot(el: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    el.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_table_live_detail_filter(notebook: Callable[[list[str]], Any]) -> None:
+    nb = notebook([SETUP, TABLE, FIRST, BUSY, CHECK])
+    page = nb.page
+    nb.run_cell(0)
+    assert "ready" in nb.output_text(0)
+    nb.run_cell(1)
+    page.locator(".fbt-table").wait_for(timeout=60_000)
+    page.locator(".fbt-empty", has_text="No flows yet").wait_for(timeout=30_000)
+
+    # Calls made from a background thread appear without re-running the table's cell.
+    nb.run_cell(2)
+    _wait_rows(page, lambda r: sum("first question" in x for x in r) == 3)
+
+    # While a cell sleeps, more calls (streamed) still show up: the kernel pushes them.
+    nb.run_cell(3, wait=False)
+    _wait_rows(page, lambda r: sum("busy question" in x for x in r) == 3)
+    prompt = nb.cell(3).locator(".jp-InputArea-prompt").inner_text().strip()
+    assert prompt == "[*]:", f"the busy cell should still be running, prompt {prompt!r}"
+    nb.wait_done(3)
+    assert "slept" in nb.output_text(3)
+
+    # Newest first: the busy (later) calls sit above the first ones.
+    rows = _rows(page)
+    assert rows.index("busy question 2") < rows.index("first question 0"), rows
+
+    # Clicking a row opens its detail in the split pane, with the rebuilt answer.
+    page.locator(ROW, has_text="first question 1").first.click()
+    pane = page.locator(".fbt-pane .fb-detail")
+    pane.wait_for(timeout=30_000)
+    pane.locator("[data-tab=response]").click()
+    page.locator(".fbt-pane", has_text="first question 1").wait_for(timeout=30_000)
+    assert "Echo" in page.locator(".fbt-pane").inner_text()
+    assert page.locator(".fbt-tr.fbt-selected").count() == 1
+
+    # Ctrl-click a second row: two selected, the Diff button is enabled.
+    page.locator(ROW, has_text="busy question 0").first.click(modifiers=["Control"])
+    page.locator(".fbt-status", has_text="2 selected").wait_for(timeout=10_000)
+
+    table = page.locator(".fbt-table")
+    shots = [_shot(table, "table-light.png")]
+    _set_theme(page, "JupyterLab Dark")
+    bg = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.fbt-table')).backgroundColor"
+    )
+    shots.append(_shot(table, "table-dark.png"))
+    _set_theme(page, "JupyterLab Light")
+    assert bg not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), f"dark theme ignored: {bg}"
+
+    # The filter box narrows the rows (evaluated in the kernel) ...
+    box = page.locator(".fbt-filter")
+    box.fill("model:gpt-4.1")
+    box.press("Enter")
+    _wait_rows(page, lambda r: len(r) == 3 and all("busy" in x for x in r))
+    # ... and a bad expression is shown inline, at its position, keeping the rows.
+    box.fill("model:gpt-4.1 AND (")
+    box.press("Enter")
+    err = page.locator(".fbt-filter-error")
+    err.wait_for(timeout=30_000)
+    text = err.inner_text()
+    assert "column" in text and "^" in text, text
+    shots.append(_shot(page.locator(".fbt-table"), "table-filter-error.png"))
+    assert len(_rows(page)) == 3
+    box.fill("")
+    box.press("Enter")
+    _wait_rows(page, lambda r: len(r) == 6)
+
+    nb.run_cell(4)
+    out = nb.output_text(4)
+    assert "SELECTED" in out and out.strip().endswith("2"), out
+    errors = [m for m in nb.console if m.startswith(("pageerror", "error"))]
+    assert not errors, errors
+    for s in shots:
+        assert s.stat().st_size > 1000
+
+
+MILLION = """
+import flowbook as fb
+from flowbook import api
+from bench.table_refresh import fill_store
+fill_store(api._rt().store, 1_000_000)
+t = fb.table()
+print("rows", t.total)
+"""
+
+
+def test_scroll_to_last_of_a_million(notebook: Callable[[list[str]], Any]) -> None:
+    nb = notebook([MILLION, "t"])
+    page = nb.page
+    nb.run_cell(0)
+    assert "rows 1000000" in nb.output_text(0)
+    nb.run_cell(1)
+    page.locator(ROW).first.wait_for(timeout=60_000)
+    first = page.locator(ROW).first.get_attribute("data-id")
+    assert first == "syn0000999999", first  # newest first
+    viewport = page.locator(".fbt-viewport")
+    height = viewport.evaluate("v => v.scrollHeight")
+    assert height < 33_000_000, height  # under Chromium's cap: scroll positions are scaled
+    viewport.evaluate("v => { v.scrollTop = v.scrollHeight; }")
+    last = page.locator(".fbt-tr[data-id='syn0000000000']")
+    last.wait_for(timeout=60_000)
+    assert last.is_visible()
+    assert last.get_attribute("data-index") == "999999"
+    # Keyboard: Home goes back to the top.
+    viewport.focus()
+    viewport.press("Home")
+    page.locator(".fbt-tr[data-id='syn0000999999']").wait_for(timeout=60_000)
+    # Sorting is done by the kernel: by latency (slowest first), another flow leads.
+    page.locator(".fbt-th[data-col=latency]").click()
+    page.wait_for_function(
+        "() => document.querySelector('.fbt-th[data-col=latency]')"
+        ".getAttribute('aria-sort') !== 'none'"
+    )
+    page.wait_for_function(
+        "() => { const r = document.querySelector(\".fbt-tr[data-index='0']\");"
+        " return r && r.dataset.id && r.dataset.id !== 'syn0000999999'; }",
+        timeout=60_000,
+    )
+    _shot(page.locator(".fbt-table"), "table-million.png")
+    errors = [m for m in nb.console if m.startswith(("pageerror", "error"))]
+    assert not errors, errors
