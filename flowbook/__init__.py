@@ -22,6 +22,8 @@ _API = {
     "diff", "charts",
     # interception
     "intercept", "intercept_panel",
+    # live table and dashboard
+    "table", "dashboard",
     # widgets
     "show",
 }  # fmt: skip

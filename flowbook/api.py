@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "bookmark",
     "comment",
+    "dashboard",
     "diff",
     "flows",
     "get_flow",
@@ -27,6 +28,7 @@ __all__ = [
     "start",
     "status",
     "stop",
+    "table",
     "tag",
 ]
 
@@ -226,6 +228,22 @@ def show(flow_id: str | LLMFlow, *, height: int = 620) -> Any:
     from flowbook.ui.detail import show as _show
 
     return _show(flow_id, height=height)
+
+
+def table(filter: str | None = None, *, include_history: bool = False) -> Any:  # noqa: A002
+    """The live flow table widget: new flows appear as they are captured, sorting and filtering
+    run in the kernel, a clicked row opens its detail. ``.selected`` holds the selected ids,
+    ``.df`` the selected rows; ``include_history`` adds flows stored by earlier sessions."""
+    from flowbook.ui.table import FlowTable
+
+    return FlowTable(filter, include_history=include_history)
+
+
+def dashboard(filter: str | None = None, *, include_history: bool = False) -> Any:  # noqa: A002
+    """The flow table with its detail pane, live charts and the intercept panel in one view."""
+    from flowbook.ui.dashboard import Dashboard
+
+    return Dashboard(filter, include_history=include_history)
 
 
 def __getattr__(name: str) -> Any:
