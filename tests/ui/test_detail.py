@@ -206,3 +206,75 @@ def test_hostile_response_is_inert(notebook: Callable[[list[str]], Any]) -> None
     _shot(view, "detail-hostile-response-light.png")
     nb.run_cell(2)
     assert not [m for m in nb.console if m.startswith(("pageerror", "error"))], nb.console
+
+
+RICH = """
+import tempfile, anthropic
+import flowbook as fb
+from flowbook.fake_upstream import FakeUpstream
+up = FakeUpstream().__enter__()
+mon = fb.start(port=0, mode=[f"reverse:{up.url}"], data_dir=tempfile.mkdtemp())
+fb.intercept.add_rule("model:claude", "modify", temperature=0.25)
+client = anthropic.Anthropic(base_url=mon.proxy_url, api_key="sk-ant-test-abcdefghijklmnop",
+                             max_retries=0)
+import base64, struct, zlib
+def _png(w=32, h=32):  # a real PNG: a colour gradient
+    rows = b"".join(b"\\x00" + bytes(c for x in range(w) for c in (x * 8, y * 8, 160))
+                    for y in range(h))
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return base64.b64encode(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", ihdr)
+                            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")).decode()
+png = _png()
+tools = [{"name": "get_weather", "description": "Current weather for a city",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}]
+msgs = [{"role": "user", "content": [
+    {"type": "text", "text": "What is the weather in Paris? Here is a picture of the sky."},
+    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}]}]
+think = {"type": "enabled", "budget_tokens": 1024}
+first = client.messages.create(model="claude-sonnet-4-5", max_tokens=2000, tools=tools,
+                               messages=msgs, thinking=think, system="You are a weather agent.")
+call = next(b for b in first.content if b.type == "tool_use")
+msgs += [{"role": "assistant", "content": first.content},
+         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                       "content": "18 degrees and sunny"}]}]
+second = client.messages.create(model="claude-sonnet-4-5", max_tokens=2000, tools=tools,
+                                messages=msgs, thinking=think, system="You are a weather agent.")
+fb.wait_idle()
+rid = fb.flows().iloc[0]["id"]
+print("ready", second.content[-1].text)
+"""
+
+
+def test_agent_turn_with_tools_thinking_image_and_intercept(
+    notebook: Callable[[list[str]], Any],
+) -> None:
+    nb = notebook([RICH, "r = fb.show(rid)\nr", "fb.stop(); up.__exit__(None, None, None)"])
+    page = nb.page
+    nb.run_cell(0)
+    assert "ready The tool said: 18 degrees and sunny" in nb.output_text(0), nb.output_text(0)
+    nb.run_cell(1)
+    view = nb.cell(1).locator(".fb-detail")
+    view.wait_for(timeout=60_000)
+    _dismiss_news(page)
+    _tab(view, "conversation")
+    conv = view.locator(".fb-conversation")
+    # The image is a thumbnail from its data URL; the tool call has pretty arguments.
+    thumb = conv.locator("img.fb-thumb")
+    assert thumb.count() == 1 and (thumb.get_attribute("src") or "").startswith("data:image/png")
+    assert conv.locator(".fb-toolcall code", has_text="get_weather").count() == 1
+    assert '"city": "Paris"' in conv.locator(".fb-toolcall pre").first.inner_text()
+    assert "18 degrees and sunny" in conv.locator(".fb-toolresult").inner_text()
+    assert conv.locator("details.fb-fold > summary", has_text="Thinking").count() >= 1
+    assert conv.locator(".fb-tooldef, details.fb-fold > summary", has_text="Tools offered").count()
+    _shot(view, "detail-conversation-light.png")
+    # The modify rule changed the request: the Intercepted tab shows original vs modified.
+    _tab(view, "intercept")
+    added = view.locator(".fb-diff-add").all_inner_texts()
+    assert any('"temperature": 0.25' in t for t in added), added
+    _shot(view, "detail-intercepted-light.png")
+    nb.run_cell(2)
+    assert not [m for m in nb.console if m.startswith(("pageerror", "error"))], nb.console

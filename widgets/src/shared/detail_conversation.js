@@ -1,6 +1,6 @@
 // The detail view's Conversation, Response, Raw and Intercept tabs. Captured text always goes into
 // the page as text nodes; only the Markdown renderer (sanitised) produces elements from it.
-import { diffLines } from "diff";
+import { diffLines, structuredPatch } from "diff";
 import { h } from "./dom.js";
 import { renderMarkdown, renderPlain, chipBase64 } from "./markdown.js";
 import { copyButton, fold, fmtBytes, kvGrid, preBlock } from "./detail_util.js";
@@ -172,6 +172,22 @@ function sideBySide(a, b) {
   ]);
 }
 
+/** Only what changed: unified hunks with two lines of context. @param {string} a @param {string} b */
+function changedHunks(a, b) {
+  const patch = structuredPatch("original", "modified", a, b, "", "", { context: 2, maxEditLength: DIFF_MAX_EDIT });
+  if (!patch) return h("div", { class: "fb-muted", text: "Too many changes to list; compare the full texts below." });
+  const pre = h("pre", { class: "fb-pre fb-hunks" });
+  for (const hunk of patch.hunks) {
+    pre.append(h("span", { class: "fb-hunk-head", text: `@@ original line ${hunk.oldStart}, modified line ${hunk.newStart} @@` }));
+    for (const line of hunk.lines) {
+      if (line.startsWith("\\")) continue; // "\\ No newline at end of file"
+      const cls = line[0] === "+" ? "fb-diff-add" : line[0] === "-" ? "fb-diff-del-line" : "";
+      pre.append(h("span", { class: cls, text: line }));
+    }
+  }
+  return pre;
+}
+
 /** @param {any} p payload */
 export function interceptTab(p) {
   const ic = p.intercept;
@@ -183,8 +199,11 @@ export function interceptTab(p) {
   if (ic.rules_applied.length) root.append(kvGrid([["Rules applied", ic.rules_applied.join(", ")]]));
   for (const [name, pair] of [["Request", ic.request], ["Response", ic.response]]) {
     if (!pair) continue;
+    const a = pair.original.body.text;
+    const b = pair.modified.body.text;
     root.append(h("h4", { text: `${name}: original vs modified` }),
-      sideBySide(pair.original.body.text, pair.modified.body.text));
+      a === b ? h("div", { class: "fb-muted", text: "Body unchanged." }) : changedHunks(a, b),
+      fold("Full bodies side by side", [sideBySide(a, b)]));
     const hdr = (/** @type {[string,string][]} */ hs) => hs.map(([k, v]) => `${k}: ${v}`).join("\n");
     if (hdr(pair.original.headers) !== hdr(pair.modified.headers)) {
       root.append(fold("Headers", [sideBySide(hdr(pair.original.headers), hdr(pair.modified.headers))]));
