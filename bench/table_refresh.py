@@ -173,8 +173,15 @@ class _Case:
         }
 
 
-def measure_pair(small: int, big: int, *, rounds: int = 300, filter_expr: str = "",
-                 sort_by: str = "timestamp", sort_order: str = "desc") -> dict[str, Any]:  # fmt: skip
+def measure_pair(
+    small: int,
+    big: int,
+    *,
+    rounds: int = 300,
+    filter_expr: str = "",
+    sort_by: str = "timestamp",
+    sort_order: str = "desc",
+) -> dict[str, Any]:
     """Refresh cost at ``small`` and ``big`` stored flows, rounds interleaved so that machine
     load affects both alike; the ratio of the medians is P7."""
     import gc

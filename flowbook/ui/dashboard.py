@@ -54,7 +54,7 @@ class Dashboard(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
     approval panel.
     """
 
-    def __init__(self, filter: str | None = None, *, include_history: bool = False) -> None:  # noqa: A002
+    def __init__(self, filter: str | None = None, *, include_history: bool = False) -> None:
         self.table = FlowTable(filter, include_history=include_history)
         self.charts, note = _charts(filter)
         chart_items: list[Any] = []
@@ -92,7 +92,7 @@ def _escape(text: str) -> str:
     return html.escape(text)
 
 
-def dashboard(filter: str | None = None, *, include_history: bool = False) -> Dashboard:  # noqa: A002
+def dashboard(filter: str | None = None, *, include_history: bool = False) -> Dashboard:
     """The dashboard widget (``fb.dashboard()``)."""
     return Dashboard(filter, include_history=include_history)
 

@@ -47,9 +47,7 @@ def render_rows(rows: list[dict[str, Any]], total: int, title: str = "flowbook f
             (r.get("preview") or "")[:120],
             "★" if r.get("bookmarked") else "",
         ]
-        cells.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in values) + "</tr>"
-        )
+        cells.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in values) + "</tr>")
     shown = len(rows)
     note = f"{total:,} flows" + (f" (first {shown} shown)" if total > shown else "")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEAD)

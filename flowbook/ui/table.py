@@ -66,7 +66,7 @@ class FlowTable(TableActions, anywidget.AnyWidget):
 
     def __init__(
         self,
-        filter: str | None = None,  # noqa: A002 - the public name (fb.table(filter=...))
+        filter: str | None = None,
         *,
         include_history: bool = False,
         source: StoreSource | None = None,
@@ -247,7 +247,7 @@ def _diff_available() -> bool:
     return importlib.util.find_spec("flowbook.ui.diff") is not None
 
 
-def table(filter: str | None = None, *, include_history: bool = False) -> FlowTable:  # noqa: A002
+def table(filter: str | None = None, *, include_history: bool = False) -> FlowTable:
     """A live table of the flows (``fb.table()``); ``filter`` is a filter expression."""
     return FlowTable(filter, include_history=include_history)
 

@@ -257,7 +257,9 @@ class TableView:
         if rest:
             df = frame_from_rows(rest)
             mask = flt.mask(df, source=self.source.flow_source(self.include_history))
-            out.update(zip((r["id"] for r in rest), (bool(x) for x in mask.to_numpy()), strict=True))
+            out.update(
+                zip((r["id"] for r in rest), (bool(x) for x in mask.to_numpy()), strict=True)
+            )
         return [out[r["id"]] for r in rows]
 
     def _merge(self, row: dict[str, Any], matches: bool) -> bool:

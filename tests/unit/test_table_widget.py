@@ -50,7 +50,9 @@ def make_flow(i: int, *, model: str | None = None, latency_s: float | None = Non
         ),
     )
     f.response = LLMResponse(
-        status_code=status, text=f"answer {i}", usage=Usage(input=10 + i, output=i, source="reported")
+        status_code=status,
+        text=f"answer {i}",
+        usage=Usage(input=10 + i, output=i, source="reported"),
     )
     return f
 
