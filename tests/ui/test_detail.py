@@ -19,8 +19,15 @@ HOSTILE = (
     f'<img src="https://{REMOTE}/onerror.png" onerror="window.__pwned = \'img\'"> '
     "[click me](javascript:window.__pwned='link') "
     f"![remote](https://{REMOTE}/remote.png) "
-    "[safe](https://example.com/docs) **bold** and `code`"
+    "[safe](https://example.com/docs) **bold** and `code` "
+    "blob: " + "QUJD" * 100
 )
+LIMITS = """
+from flowbook.model import LLMFlow, LLMResponse
+big = fb.show(LLMFlow(response=LLMResponse(status_code=200, text="word " * 40_000)), height=300)
+deep = fb.show(LLMFlow(response=LLMResponse(status_code=200, text=">" * 60 + " deep")), height=300)
+display(big, deep)
+"""
 
 SETUP = f"""
 import json, tempfile
@@ -162,7 +169,7 @@ def test_detail_tabs_notes_and_themes(notebook: Callable[[list[str]], Any]) -> N
 
 
 def test_hostile_response_is_inert(notebook: Callable[[list[str]], Any]) -> None:
-    nb = notebook([SETUP, SHOW_EVIL, "fb.stop(); up.__exit__(None, None, None)"])
+    nb = notebook([SETUP, SHOW_EVIL, LIMITS, "fb.stop(); up.__exit__(None, None, None)"])
     page = nb.page
     requests: list[str] = []
     dialogs: list[str] = []
@@ -203,8 +210,20 @@ def test_hostile_response_is_inert(notebook: Callable[[list[str]], Any]) -> None
     assert page.evaluate("() => window.__pwned === undefined"), "captured content ran"
     assert not dialogs, dialogs
     assert not [u for u in requests if REMOTE in u], [u for u in requests if REMOTE in u]
+    # A long base64 run is a chip, not a wall of characters.
+    assert md.locator(".fb-chip", has_text="base64 · 300 B").count() == 1
     _shot(view, "detail-hostile-response-light.png")
+    # Past the Markdown limits (size, nesting) the text is shown plain, and says why.
     nb.run_cell(2)
+    views = nb.cell(2).locator(".fb-detail")
+    views.nth(1).wait_for(timeout=60_000)
+    notes = []
+    for i in range(2):
+        _tab(views.nth(i), "response")
+        notes.append(views.nth(i).locator(".fb-md-plain .fb-md-note").inner_text())
+    assert "200,000 characters" in notes[0] and "limit of 150,000" in notes[0], notes
+    assert "nests too deeply" in notes[1], notes
+    nb.run_cell(3)
     assert not [m for m in nb.console if m.startswith(("pageerror", "error"))], nb.console
 
 
