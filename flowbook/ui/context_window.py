@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from flowbook.analysis.tokens import TOKENS_PER_MESSAGE, count_tokens_method
@@ -76,8 +78,31 @@ def split_turn(messages: list[Message]) -> tuple[list[Message], list[Message]]:
     return messages[: last + 1], messages[last + 1 :]
 
 
-def context_fill(flow: LLMFlow) -> dict[str, Any]:
-    """The context-window breakdown shown on the detail view's Overview (JSON-safe)."""
+# Counting an agent's whole history costs real time, and a streaming flow's payload is rebuilt a
+# few times a second while its request stays the same: keep the last few counts.
+_PARTS_CACHE: OrderedDict[tuple[str, int, int, str | None], tuple[list[dict[str, Any]], str]] = (
+    OrderedDict()
+)
+_PARTS_CACHE_SIZE = 64
+_lock = threading.Lock()  # payloads are built on the kernel and on the store's dispatcher thread
+
+
+def _parts(flow: LLMFlow) -> tuple[list[dict[str, Any]], str]:
+    req = flow.request
+    key = (flow.id, len(req.messages), req.size, flow.model)
+    with _lock:
+        hit = _PARTS_CACHE.get(key)
+    if hit is not None:
+        return hit
+    result = _count_parts(flow)
+    with _lock:
+        _PARTS_CACHE[key] = result
+        while len(_PARTS_CACHE) > _PARTS_CACHE_SIZE:
+            _PARTS_CACHE.popitem(last=False)
+    return result
+
+
+def _count_parts(flow: LLMFlow) -> tuple[list[dict[str, Any]], str]:
     req = flow.request
     model = flow.model
     history, new_turn = split_turn(req.messages)
@@ -101,6 +126,13 @@ def context_fill(flow: LLMFlow) -> dict[str, Any]:
         if m != "none":
             method = m
         parts.append({"key": key, "label": label, "tokens": n + TOKENS_PER_MESSAGE * n_msgs})
+    return parts, method
+
+
+def context_fill(flow: LLMFlow) -> dict[str, Any]:
+    """The context-window breakdown shown on the detail view's Overview (JSON-safe)."""
+    model = flow.model
+    parts, method = _parts(flow)
     estimated_total = sum(p["tokens"] for p in parts)
     usage = flow.usage
     if usage is not None and usage.source == "reported" and usage.input:
