@@ -92,7 +92,8 @@ def _dismiss_news(page: Any) -> None:
     try:
         page.get_by_role("button", name="No", exact=True).click(timeout=3000)
     except PlaywrightTimeout:
-        pass  # not asked this time
+        return  # not asked this time
+    page.wait_for_timeout(1000)  # the toast slides out
 
 
 def _tab(view: Any, key: str) -> None:

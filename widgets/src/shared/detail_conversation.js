@@ -7,6 +7,7 @@ import { copyButton, fold, fmtBytes, kvGrid, preBlock } from "./detail_util.js";
 
 const SAFE_IMAGE = /^data:image\/(png|jpeg|jpg|gif|webp);base64,/i;
 const DIFF_MAX_EDIT = 2000;
+const MAX_TURNS = 120;
 
 /** Plain text with base64 runs as chips. @param {string} text @param {string} [cls] */
 function textBlock(text, cls = "fb-text") {
@@ -86,7 +87,16 @@ export function conversationTab(p, cb) {
         fold("parameters", [h("pre", { class: "fb-pre", text: t.parameters })])]))));
   }
   if (c.params && c.params !== "{}") root.append(fold("Parameters", [h("pre", { class: "fb-pre", text: c.params })]));
-  for (const t of c.turns) root.append(turnView(t, cb));
+  // An agent's history can hold hundreds of turns: draw the latest ones, the rest on request.
+  const hidden = Math.max(0, c.turns.length - MAX_TURNS);
+  if (hidden) {
+    const more = h("button", { class: "fb-btn fb-more", text: `Show ${hidden} earlier messages` });
+    more.addEventListener("click", () => {
+      more.replaceWith(...c.turns.slice(0, hidden).map((/** @type {any} */ t) => turnView(t, cb)));
+    });
+    root.append(more);
+  }
+  for (const t of c.turns.slice(hidden)) root.append(turnView(t, cb));
   if (p.response) root.append(turnView(responseTurn(p.response), cb, "fb-response-turn"));
   if (!c.turns.length && !p.response) root.append(h("div", { class: "fb-muted", text: "No messages were parsed from this request (see Raw)." }));
   return root;

@@ -45,7 +45,9 @@ export function timingBar(t) {
       h("span", { class: "fb-timemark-v", text: name === "sent" ? "0" : `+${fmtMs(/** @type {number} */ (v))}` }),
     ]));
   }
-  return h("div", { class: "fb-timing" }, [bar, legend]);
+  const key = h("div", { class: "fb-timekey" }, segs.map(([cls, , , title]) =>
+    h("span", { class: "fb-ctx-item" }, [h("span", { class: `fb-swatch ${cls}` }), String(title)])));
+  return h("div", { class: "fb-timing" }, [bar, legend, key]);
 }
 
 /** @param {any} usage @param {string} source */
