@@ -22,6 +22,7 @@ from flowbook.model import (
     LLMResponse,
     Message,
     Part,
+    StreamEvent,
 )
 from flowbook.providers import registry
 from flowbook.providers.base import RequestView
@@ -201,6 +202,10 @@ def test_secrets_masked_in_headers_bodies_and_events() -> None:
         body=f'{{"echo": "{KEY}"}}'.encode(),
         text="ok",
     )
+    resp.events = [
+        StreamEvent(t=T0 + i, event="delta", data={"delta": {"text": f"{i} {KEY}"}})
+        for i in range(3)
+    ]
     flow = LLMFlow(request=req, response=resp, metadata=FlowMetadata(provider="openai", api="chat"))
     # Deliberately NOT masked at rest (an import of raw traffic): the payload masks anyway.
     dumped = json.dumps(detail_payload(flow), ensure_ascii=False)
@@ -214,8 +219,6 @@ def test_bodies_truncated_with_a_flag_and_events_capped() -> None:
         request=LLMRequest(body=big.encode(), headers={"content-type": "text/plain"}),
         response=LLMResponse(status_code=200, body=b"\x00\x01\xff" * 1000),
     )
-    from flowbook.model import StreamEvent
-
     flow.response.events = [  # type: ignore[union-attr]
         StreamEvent(t=T0 + i * 0.01, event="delta", data={"delta": {"text": "word "}})
         for i in range(MAX_EVENTS + 50)
