@@ -216,7 +216,7 @@ def run(big: int = 1_000_000, small: int = 1_000, rounds: int = 300) -> dict[str
         measure_pair(small, big, rounds=rounds),
         measure_pair(small, big, rounds=rounds, filter_expr="status:200", sort_by="latency_ms"),
     ]
-    return {"cases": cases, "P7_ratio": max(c["ratio"] for c in cases)}
+    return {"cases": cases, "rounds": rounds, "P7_ratio": max(c["ratio"] for c in cases)}
 
 
 def rows_for_table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:

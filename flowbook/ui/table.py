@@ -83,7 +83,11 @@ class FlowTable(TableActions, anywidget.AnyWidget):
         self._last_push = 0.0
         self.pushes = 0  # live pushes sent (tests check the coalescing)
         self.diff_output = ipywidgets.Output()
-        self._view = TableView(self._source, "", "timestamp", "desc", include_history)
+        # Ids merged while a new view is being built; the new view takes them in too, or it
+        # would miss changes that landed between its snapshot and the swap.
+        self._build_log: set[str] | None = set()
+        self._unwatch = self._source.watch(self, "_on_store_change")
+        self._install(self._new_view(""))
         self.quick_filters = self._quick_filters()
         self.can_diff = _diff_available()
         self._sync_counts()
@@ -93,7 +97,6 @@ class FlowTable(TableActions, anywidget.AnyWidget):
         if filter:
             self._query_changed(None)
         self.on_msg(self._on_custom)
-        self._unwatch = self._source.watch(self, "_on_store_change")
 
     # ---- the view ----------------------------------------------------------------------------
 
@@ -115,17 +118,36 @@ class FlowTable(TableActions, anywidget.AnyWidget):
             self.sort_by = "timestamp"
             return
         try:
-            view = TableView(
-                self._source, expr, self.sort_by, self.sort_order, self._include_history
-            )
+            view = self._new_view(expr)
         except FilterError as exc:
             self.filter_error = filter_error_dict(exc, expr)
             return
-        with self._lock:
-            self._view = view
-            self._window = (0, self._window[1])
+        self._install(view)
         self.filter_error = {}
         self._sync_counts()
+
+    def _new_view(self, expr: str) -> TableView:
+        """Build a view (O(N), outside the lock); ``_install`` then swaps it in."""
+        with self._lock:
+            self._build_log = set()
+        try:
+            return TableView(
+                self._source, expr, self.sort_by, self.sort_order, self._include_history
+            )
+        except BaseException:
+            with self._lock:
+                self._build_log = None
+            raise
+
+    def _install(self, view: TableView) -> None:
+        # Under the lock: catch up with what changed since the view's snapshot, then swap, so
+        # no change falls between the old view and the new one.
+        with self._lock:
+            missed, self._build_log = self._build_log or set(), None
+            if missed:
+                view.apply(frozenset(missed))
+            self._view = view
+            self._window = (0, self._window[1])
 
     def _quick_filters(self) -> list[dict[str, Any]]:
         from flowbook.filters.quick import QuickFilters
@@ -194,7 +216,9 @@ class FlowTable(TableActions, anywidget.AnyWidget):
             if not changed and not removed:
                 return
             self._last_push = time.monotonic()
-            if not self._view.apply(changed, removed):
+            if self._build_log is not None:
+                self._build_log |= changed
+            if not hasattr(self, "_view") or not self._view.apply(changed, removed):
                 return
             self._sync_counts()
             head, data = self.page(*self._window)
