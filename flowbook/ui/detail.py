@@ -142,8 +142,27 @@ class FlowDetail(anywidget.AnyWidget):
             _store_annotate(self.flow_id, bool(bookmarked), tags, str(comment or ""))
         self.refresh()
 
+    def code(self, format: str, *, sdk: bool = False) -> str:
+        """The flow's request as code (what the Code tab shows); needs ``fb.generate_code``."""
+        from flowbook.ui.detail_payload import code_generator
+
+        generate = code_generator()
+        if generate is None:
+            raise RuntimeError("code generation is not available in this flowbook build")
+        return str(generate(self._flow, format, include_comments=True, sdk=sdk))
+
     def _on_custom(self, _widget: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
-        if not isinstance(content, dict) or content.get("type") != "annotate":
+        if not isinstance(content, dict):
+            return
+        if content.get("type") == "code":
+            try:
+                code = self.code(str(content.get("format") or "curl"), sdk=bool(content.get("sdk")))
+                answer: dict[str, Any] = {"ok": True, "code": code}
+            except (KeyError, ValueError, RuntimeError) as exc:
+                answer = {"ok": False, "error": str(exc)}
+            self.send({"type": "reply", "req": content.get("req"), **answer})
+            return
+        if content.get("type") != "annotate":
             return
         try:
             self.annotate(

@@ -298,6 +298,23 @@ def _intercept(flow: LLMFlow) -> dict[str, Any] | None:
     return out
 
 
+def code_generator() -> Any:
+    """``flowbook.export.codegen.generate`` when this build has it, else None (no Code tab)."""
+    try:
+        from flowbook.export.codegen import generate
+    except ImportError:
+        return None
+    return generate
+
+
+def _code_formats() -> list[str]:
+    try:
+        from flowbook.export.codegen import FORMATS
+    except ImportError:
+        return []
+    return [*FORMATS, "python-sdk"]
+
+
 def detail_payload(flow: LLMFlow) -> dict[str, Any]:
     """The detail view's data for ``flow``: overview, conversation, response, stream, raw,
     notes and (for an intercepted flow) original vs modified. JSON-safe; bounded in size."""
@@ -325,4 +342,5 @@ def detail_payload(flow: LLMFlow) -> dict[str, Any]:
             "marker": ann.marker,
         },
         "intercept": _intercept(flow),
+        "code_formats": _code_formats(),
     }

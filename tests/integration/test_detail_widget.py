@@ -100,3 +100,24 @@ def test_a_streaming_flow_refreshes_until_it_completes(data_dir: Path) -> None:
             assert w._unwatch is None  # a final flow stops listening
         finally:
             fb.stop()
+
+
+def test_code_tab_follows_the_code_generator(proxy_url: str) -> None:
+    from flowbook.ui.detail_payload import code_generator
+
+    _ask(proxy_url, "code for this")
+    w = fb.show(only_flow().id)
+    sent: list[dict[str, object]] = []
+    w.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    w._on_custom(w, {"type": "code", "format": "curl", "req": 3}, [])
+    reply = sent[-1]
+    assert reply["req"] == 3
+    if code_generator() is None:  # a build without fb.generate_code: no Code tab, a clear reply
+        assert w.payload["code_formats"] == []
+        assert reply["ok"] is False and "not available" in str(reply["error"])
+    else:
+        assert "curl" in w.payload["code_formats"] and reply["ok"] is True
+        code = str(reply["code"])
+        assert "code for this" in code and "sk-test-1234567890abcdef" not in code
+        w._on_custom(w, {"type": "code", "format": "cobol", "req": 4}, [])
+        assert sent[-1]["ok"] is False and "cobol" in str(sent[-1]["error"])

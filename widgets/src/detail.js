@@ -17,6 +17,7 @@ function render({ model, el }) {
   el.append(frame);
   const view = mountDetail(frame, model.get("payload"), {
     onAnnotate: (notes) => call.call({ type: "annotate", ...notes }),
+    onCode: (req) => call.call({ type: "code", ...req }),
   });
   const onPayload = () => view.update(model.get("payload"));
   model.on("change:payload", onPayload);
