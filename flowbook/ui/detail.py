@@ -123,7 +123,12 @@ class FlowDetail(anywidget.AnyWidget):
     ) -> None:
         if self.flow_id not in added and self.flow_id not in updated:
             return
-        self.refresh()
+        try:
+            self.refresh()
+        except RuntimeError:
+            # The recorder may grow a live flow's dicts while we read them ("changed size during
+            # iteration"); the next change notice refreshes again.
+            return
         if self._flow.state.is_final and self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
