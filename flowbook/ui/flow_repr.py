@@ -9,6 +9,7 @@ shown, never run or rendered.
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any
 
@@ -19,6 +20,14 @@ PREVIEW_CHARS = 2000
 
 def _cut(text: str, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+
+
+def usd(value: float) -> str:
+    """Dollars with three significant digits below a cent (``$0.00000960``), else four places."""
+    if value <= 0 or value >= 0.01:
+        return f"${value:.4f}"
+    places = 2 - math.floor(math.log10(value))
+    return f"${value:.{places}f}"
 
 
 def _last_user_text(flow: LLMFlow) -> str:
@@ -62,7 +71,7 @@ def facts(flow: LLMFlow) -> list[tuple[str, str]]:
         more = f" ({', '.join(extra)})" if extra else ""
         rows.append(("Tokens", f"{usage.input} in / {usage.output} out{more} · {usage.source}"))
     if flow.metadata.cost_usd is not None:
-        rows.append(("Cost", f"${flow.metadata.cost_usd:.6f}"))
+        rows.append(("Cost", usd(flow.metadata.cost_usd)))
     if flow.error is not None:
         rows.append(("Error", f"{flow.error.type}: {_cut(flow.error.message, 300)}"))
     ann = flow.annotations

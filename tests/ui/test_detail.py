@@ -102,7 +102,7 @@ def _tab(view: Any, key: str) -> None:
 
 
 def test_detail_tabs_notes_and_themes(notebook: Callable[[list[str]], Any]) -> None:
-    nb = notebook([SETUP, SHOW_PLAIN, CHECK])
+    nb = notebook([SETUP, SHOW_PLAIN, 'fb.get_flow(ids["plain"])', CHECK])
     page = nb.page
     nb.run_cell(0)
     out = nb.output_text(0)
@@ -158,12 +158,24 @@ def test_detail_tabs_notes_and_themes(notebook: Callable[[list[str]], Any]) -> N
         _shot(view, "detail-overview-dark.png")
         _tab(view, "conversation")
         _shot(view, "detail-conversation-dark.png")
+        _tab(view, "response")
+        _shot(view, "detail-response-dark.png")
+        _tab(view, "stream")
+        _shot(view, "detail-stream-dark.png")
     finally:
         _set_theme(page, "JupyterLab Light")
     assert bg not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), f"dark theme ignored: {bg}"
     assert fg != "rgb(31, 35, 40)", f"text colour not themed: {fg}"
+    # A flow in a plain cell: the static HTML summary (what nbconvert and GitHub show).
     nb.run_cell(2)
-    out = nb.output_text(2)
+    summary = nb.cell(2).locator(".flowbook-flow")
+    summary.wait_for(timeout=30_000)
+    text = summary.inner_text()
+    assert "Provider" in text and "Echo: What is the capital of France?" in text, text
+    assert "#checked" in text, text  # the notes saved from the browser
+    _shot(summary, "flow-repr-light.png")
+    nb.run_cell(3)
+    out = nb.output_text(3)
     assert "NOTES True ['checked', 'ui'] 'looked at it in the browser'" in out, out
     assert "ROWTAGS True" in out, out
     assert not [m for m in nb.console if m.startswith(("pageerror", "error"))], nb.console

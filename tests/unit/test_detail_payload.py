@@ -31,7 +31,7 @@ from flowbook.ui.context_window import split_turn, window_size
 from flowbook.ui.detail_payload import detail_payload
 from flowbook.ui.detail_stream import MAX_EVENTS, event_text
 from flowbook.ui.detail_text import BODY_LIMIT
-from flowbook.ui.flow_repr import flow_html, flow_markdown
+from flowbook.ui.flow_repr import flow_html, flow_markdown, usd
 from tests.helpers.fixtures import (
     FeedResult,
     feed_whole,
@@ -350,6 +350,11 @@ def test_repr_markdown_fences_hostile_content() -> None:
     outside = re.sub(r"(`{4,})text\n.*?\n\1", "", md, flags=re.S)
     assert "<script" not in outside and "javascript:" not in outside and "onerror" not in outside
     assert "| **Model** | gpt-4o |" in md
+
+
+def test_repr_money_keeps_three_significant_digits() -> None:
+    assert usd(0.0000096) == "$0.00000960" and usd(0.00104) == "$0.00104"
+    assert usd(1.5) == "$1.5000" and usd(0.0) == "$0.0000"
 
 
 def test_repr_of_real_flow_is_readable() -> None:
