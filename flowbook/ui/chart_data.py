@@ -28,11 +28,12 @@ def group_key(df: pd.DataFrame, by: str) -> pd.Series:
 
 
 def latency_stats(df: pd.DataFrame, by: str = "model") -> pd.DataFrame:
-    """Per group: count, min, q1, median, q3, max and mean of ``latency_ms`` (finished flows with
-    a latency only), sorted by group name."""
+    """Per group: count, min, q1, median, q3, max and mean of ``latency_ms`` over the flows that
+    succeeded (an instant 429 is not a latency sample; ``errors()`` shows those), sorted by group
+    name."""
     key = group_key(df, by)
     lat = pd.to_numeric(df["latency_ms"], errors="coerce").astype(float)
-    ok = lat.notna().to_numpy()
+    ok = lat.notna().to_numpy() & ~is_error(df)
     g = lat[ok].groupby(key[ok], sort=True)
     out = pd.DataFrame(
         {

@@ -48,6 +48,8 @@ BASE_LAYOUT: dict[str, Any] = {
     "uirevision": "flowbook",
 }
 
+_QUERY_LOCK = threading.Lock()
+
 Build = Callable[[pd.DataFrame], tuple[list[dict[str, Any]], dict[str, Any], pd.DataFrame]]
 
 
@@ -66,14 +68,17 @@ def _store_source() -> tuple[Callable[[str | None], pd.DataFrame], Any]:
     rt = _rt()
 
     def frame(filter_expr: str | None) -> pd.DataFrame:
-        return rt.query(
-            filter_expr,
-            sort_by="timestamp",
-            sort_order="asc",
-            page=None,
-            page_size=50,
-            include_history=False,
-        )
+        # One chart reads at a time: FlowStore.frame() rebuilt by concurrent readers can drop
+        # rows changed in between (reported); charts redraw from timer threads of their own.
+        with _QUERY_LOCK:
+            return rt.query(
+                filter_expr,
+                sort_by="timestamp",
+                sort_order="asc",
+                page=None,
+                page_size=50,
+                include_history=False,
+            )
 
     return frame, rt.store.changed
 
