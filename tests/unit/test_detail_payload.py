@@ -374,3 +374,24 @@ def test_payload_is_json_for_an_empty_pending_flow() -> None:
 
 def _unused(*_: Any) -> None:  # keep Any imported for the annotations above
     return None
+
+
+@pytest.mark.parametrize(
+    ("provider", "path"),
+    [
+        ("openai", "openai/chat-error-404-model-not-found.cassette.yaml"),
+        ("anthropic", "anthropic/messages-error-400-invalid-request.cassette.yaml"),
+        ("gemini", "gemini/generate-content-error-404.cassette.yaml"),
+    ],
+)
+def test_error_flows_show_the_provider_error(provider: str, path: str) -> None:
+    flow = _cassette(provider, path)
+    assert flow.error is not None
+    p = detail_payload(flow)
+    assert json.loads(json.dumps(p)) == p
+    err = p["overview"]["error"]
+    assert err["type"] == str(flow.error.type) and err["message"] == flow.error.message
+    assert flow.response is not None and flow.response.status_code >= 400
+    assert p["overview"]["status"] == flow.response.status_code
+    assert p["raw"]["response"]["body"]["kind"] == "json"
+    assert p["stream_events"]["total"] == 0
