@@ -141,6 +141,7 @@ def test_detail_tabs_notes_and_themes(notebook: Callable[[list[str]], Any]) -> N
     raw = view.locator(".fb-raw").inner_text()
     assert "sk-test-abcdefghijklmnop1234" not in raw and "authorization" in raw, raw[:2000]
     assert "What is the capital of France?" in raw
+    _shot(view, "detail-raw-light.png")
     # Notes: edit and save; the kernel persists them through the store.
     _tab(view, "notes")
     view.locator(".fb-n-bookmark").check()
@@ -149,6 +150,7 @@ def test_detail_tabs_notes_and_themes(notebook: Callable[[list[str]], Any]) -> N
     view.locator('button[data-action="save-notes"]').click()
     view.locator(".fb-n-status.fb-ok", has_text="Saved.").wait_for(timeout=30_000)
     view.locator(".fb-star.fb-on").wait_for(timeout=10_000)
+    _shot(view, "detail-notes-light.png")
     # Dark theme: the view follows JupyterLab's variables.
     _tab(view, "overview")
     _set_theme(page, "JupyterLab Dark")
