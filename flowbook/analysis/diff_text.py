@@ -164,6 +164,9 @@ def short(value: Any, limit: int = 80) -> str:
 
     if isinstance(value, str):
         text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, float) and math.isfinite(value) and 0 < abs(value) < 1e-3:
+        # Costs: 0.0000132, not 1.32e-05.
+        text = f"{value:.12f}".rstrip("0")
     else:
         try:
             text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

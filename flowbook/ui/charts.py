@@ -189,7 +189,10 @@ class LiveChart(go.FigureWidget):  # type: ignore[misc]  # plotly ships no type 
                 else:
                     fig.data = []
                     fig.add_traces([_trace(n) for n in traces])
+                notes = layout.pop("annotations", [])
                 fig.update_layout({**BASE_LAYOUT, **layout})
+                # Assigned, not updated: an update with fewer annotations keeps the old ones.
+                fig.layout.annotations = notes
             self._fb_updates += 1
 
     def stop(self) -> None:

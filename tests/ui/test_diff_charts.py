@@ -142,6 +142,10 @@ def test_diff_and_live_charts(notebook: Callable[[list[str]], Any]) -> None:
     # tokens), the last ones with the final coalesced redraw.
     _wait_count(page, sc_cell, ".scatterlayer .point", points_before + 8, timeout_s=30)
 
+    # JupyterLab's "get notified about news?" toast would cover the charts in screenshots.
+    no_news = page.locator(".Toastify__toast button", has_text=re.compile(r"^No$"))
+    if no_news.count():
+        no_news.first.click()
     shots = [_shot(diff, "diff-light.png")]
     shots += [_shot(nb.cell(i).locator(".jp-OutputArea"), f"chart{i - 1}-light.png")
               for i in (2, 3, 4, 5)]  # fmt: skip

@@ -179,12 +179,14 @@ def test_chart_redraws_live_as_flows_arrive(
     monkeypatch.setattr(charts, "MIN_INTERVAL_S", 0.05)
     chart = fb.charts.latency(by="model")
     assert len(chart.data) == 0 and chart.updates == 1
+    assert "No flows yet" in chart.layout.annotations[0].text
     store = _rt().store
     store.put(make_flow("m1", "openai", t=T0, latency_ms=100, ttft_ms=10, out=5))
     assert wait_for(lambda: len(chart.data) == 1)
     store.put(make_flow("m2", "openai", t=T0 + 1, latency_ms=200, ttft_ms=10, out=5))
     assert wait_for(lambda: {t.name for t in chart.data} == {"m1", "m2"})
     assert chart.data_frame.loc["m2", "count"] == 1
+    assert chart.layout.annotations == ()  # the empty-chart note is gone
     chart.stop()
     before = chart.updates
     store.put(make_flow("m3", "openai", t=T0 + 2, latency_ms=300, ttft_ms=10, out=5))

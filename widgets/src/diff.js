@@ -107,7 +107,7 @@ function messageCell(m, side) {
     h("div", { class: "fb-d-msg-head" }, [
       h("span", { class: "fb-d-role", text: m.role }),
       h("span", { class: "fb-d-idx", text: `#${index}` }),
-      m.kind !== "equal" && h("span", { class: `fb-d-badge fb-d-${m.kind}`, text: KIND_LABEL[m.kind] }),
+      m.kind === "equal" ? null : h("span", { class: `fb-d-badge fb-d-${m.kind}`, text: KIND_LABEL[m.kind] }),
     ]),
     h("div", { class: "fb-d-text", text }),
   ]);
