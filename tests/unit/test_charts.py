@@ -16,6 +16,7 @@ import pytest
 import flowbook as fb
 from flowbook.api import _rt
 from flowbook.model import (
+    ErrorType,
     FlowError,
     FlowState,
     FlowTimestamps,
@@ -53,7 +54,7 @@ def make_flow(
     )
     f.metadata.cost_usd = cost
     if error:
-        f.error = FlowError(type=error, message="boom")
+        f.error = FlowError(type=ErrorType(error), message="boom")
     return f
 
 

@@ -19,7 +19,7 @@ from flowbook.providers.base import RequestView
 from flowbook.providers.openai import OpenAIProvider
 from tests.helpers.fixtures import feed_body
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "object",
     "properties": {"city": {"type": "string"}},
     "required": ["city"],
@@ -100,7 +100,7 @@ def oa_tool(description: str = "Weather for a city", schema: Any = None) -> dict
     }
 
 
-CONVERSATION = [
+CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "Hi"},
     {"role": "assistant", "content": "Hello. What do you need?"},
