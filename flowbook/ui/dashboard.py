@@ -43,6 +43,8 @@ def _charts(filter_expr: str | None) -> tuple[list[Any], str]:
         except (ValueError, RuntimeError) as exc:  # a bad filter says so instead of a chart
             return [], f"{title}: {exc}"
         fig.layout.height = 300
+        fig.layout.width = None  # follow the grid cell
+        fig.layout.autosize = True
         figs.append(fig)
     return figs, ""
 
@@ -60,10 +62,16 @@ class Dashboard(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         chart_items: list[Any] = []
         if note:
             chart_items.append(ipywidgets.HTML(f"<i>{_escape(note)}</i>"))
-        rows = [self.charts[i : i + 2] for i in range(0, len(self.charts), 2)]
-        chart_items += [
-            ipywidgets.HBox(row, layout=ipywidgets.Layout(width="100%")) for row in rows
-        ]
+        if self.charts:
+            # Two charts a row, each as wide as half the output (plotly autosizes to its cell).
+            chart_items.append(
+                ipywidgets.GridBox(
+                    self.charts,
+                    layout=ipywidgets.Layout(
+                        width="100%", grid_template_columns="repeat(2, minmax(0, 1fr))"
+                    ),
+                )
+            )
         from flowbook.ui.intercept_panel import InterceptPanel
 
         self.intercept = InterceptPanel()

@@ -243,7 +243,7 @@ class FlowTable(TableActions, anywidget.AnyWidget):
         if missing:  # history rows (on disk only): from the view's snapshot
             import pandas as pd
 
-            base = self._view._base
+            base = self._view.frame
             old = base[base["id"].isin(missing)]
             df = pd.concat([df, old], ignore_index=True) if len(df) else old.reset_index(drop=True)
             order = {fid: i for i, fid in enumerate(ids)}

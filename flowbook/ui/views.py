@@ -86,23 +86,28 @@ class TableView:
     # ---- building ----------------------------------------------------------------------------
 
     def _build(self) -> None:
+        # The frame is used as it is (no filtered copy: copying a million rows of Arrow strings
+        # costs seconds); base refs map to frame rows through ``_sel`` (None: all rows).
         df = self.source.frame(self.include_history)
+        sel: np.ndarray | None = None
         if self.filter is not None and len(df):
             mask = self.filter.mask(df, source=self.source.flow_source(self.include_history))
-            df = df[mask.to_numpy()]
-        base = df.reset_index(drop=True)
-        self._base = base
-        self._page_base = RowTaker(page_base(base))
-        n = len(base)
+            sel = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+        self._frame = df
+        self._sel = sel
+        n = len(df) if sel is None else len(sel)
         self._n_base = n
-        ids = pa.array(base["id"].array) if n else pa.array([], pa.string())
-        self._base_ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        self._page_base = RowTaker(page_base(df))
+        self._base_ids = pa.array(df["id"].array) if len(df) else pa.array([], pa.string())
+        self._ids_set: pa.Array | None = None  # one-chunk copy, made when first needed
         self._codes = (
-            StringCodes(pa.array(base[self.sort_by].array))
+            StringCodes(pa.array(df[self.sort_by].array))
             if self.sort_by in STRING_COLUMNS
             else None
         )
-        keys = self._column_keys(base[self.sort_by]) if n else np.empty(0)
+        keys = self._column_keys(df[self.sort_by]) if len(df) else np.empty(0)
+        if sel is not None:
+            keys = keys[sel]
         # Current key of every ref (grows as flows arrive).
         self._keys = np.empty(max(16, n * 2 if n < 1024 else n + n // 4), dtype=np.float64)
         self._keys[:n] = keys
@@ -115,16 +120,30 @@ class TableView:
         self._ref_of: dict[str, int] = {}
         self._absent: set[int] = set()  # refs currently not in the view (filtered out)
         self._fresh: set[int] = set()  # base refs whose row changed since the build
+        self._newest_ts = -math.inf
         if n:
-            final = pc.is_in(pa.array(base["state"].array), value_set=_FINAL_STATES)
-            live = np.flatnonzero(~pc.fill_null(final, False).to_numpy(zero_copy_only=False))
-            for ref in live.tolist():
-                self._ref_of[str(self._base_ids[ref].as_py())] = ref
-            ts = base["timestamp"]
-            self._newest_ts = float(ts.max().timestamp()) if ts.notna().any() else -math.inf
-        else:
-            self._newest_ts = -math.inf
+            final = pc.is_in(pa.array(df["state"].array), value_set=_FINAL_STATES)
+            live_rows = np.flatnonzero(~pc.fill_null(final, False).to_numpy(zero_copy_only=False))
+            for row in live_rows.tolist():
+                ref = self._ref_for_row(row)
+                if ref is not None:
+                    self._ref_of[str(self._base_ids[row].as_py())] = ref
+            ts = df["timestamp"].astype("int64").to_numpy()
+            ts_valid = ts[~df["timestamp"].isna().to_numpy()]
+            if len(ts_valid):
+                self._newest_ts = float(ts_valid.max()) / 1e9  # over all rows: a safe bound
         self.revision += 1
+
+    def _row_of(self, ref: int) -> int:
+        """The frame row of a base ref."""
+        return ref if self._sel is None else int(self._sel[ref])
+
+    def _ref_for_row(self, row: int) -> int | None:
+        """The base ref of a frame row, None if the filter left it out."""
+        if self._sel is None:
+            return row
+        j = int(np.searchsorted(self._sel, row))
+        return j if j < len(self._sel) and int(self._sel[j]) == row else None
 
     def _column_keys(self, column: pd.Series) -> np.ndarray:
         """Sort keys of a frame column: float64, ascending-sortable, NaN last."""
@@ -163,10 +182,15 @@ class TableView:
     def __len__(self) -> int:
         return len(self._sorted)
 
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The summary frame the view was built from (all rows, before the filter)."""
+        return self._frame
+
     def _id_of(self, ref: int) -> str:
         if ref >= self._n_base:
             return self._extra_ids[ref]
-        return str(self._base_ids[ref].as_py())
+        return str(self._base_ids[self._row_of(ref)].as_py())
 
     def ids(self, offset: int, limit: int) -> list[str]:
         """Flow ids at view positions ``offset .. offset+limit-1``."""
@@ -183,7 +207,7 @@ class TableView:
         base_refs = [
             r for fid, r in zip(ids, refs, strict=True) if fid not in fresh and r < self._n_base
         ]
-        taken = self._page_base.rows(base_refs)
+        taken = self._page_base.rows([self._row_of(r) for r in base_refs])
         base_rows = dict(zip(base_refs, taken, strict=True))
         rows = [
             page_row(fresh[fid]) if fid in fresh else base_rows[r]
@@ -239,12 +263,17 @@ class TableView:
             and r.get("timestamp") is not None
             and float(r["timestamp"]) <= self._newest_ts
         ]
-        if not maybe_old or not self._n_base:
+        if not maybe_old or not len(self._base_ids):
             return
-        found = pc.index_in(pa.array(maybe_old, pa.string()), value_set=self._base_ids)
+        if self._ids_set is None:
+            ids = self._base_ids
+            self._ids_set = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        found = pc.index_in(pa.array(maybe_old, pa.string()), value_set=self._ids_set)
         for fid, idx in zip(maybe_old, found.to_pylist(), strict=True):
-            if idx is not None:
-                self._ref_of[fid] = int(idx)
+            ref = None if idx is None else self._ref_for_row(int(idx))
+            if ref is not None:
+                self._ref_of[fid] = ref
+            # A row the filter left out is not in the view: it is merged like a new one.
 
     def _matching(self, rows: list[dict[str, Any]]) -> list[bool]:
         flt = self.filter
