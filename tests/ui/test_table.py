@@ -55,7 +55,12 @@ print("ready")
 TABLE = "t = fb.table()\nt"
 FIRST = 'w = calls(3, "gpt-4o-mini", "first")'
 BUSY = 'w = calls(3, "gpt-4.1", "busy", delay=1.0, stream=True)\ntime.sleep(12)\nprint("slept")'
-CHECK = 'print("SELECTED", t.selected, len(t.df))\nfb.stop(); up.__exit__(None, None, None)'
+CHECK = """
+print("SELECTED", len(t.selected), len(t.df))
+print("BOOKMARKED", len(fb.flows("is:bookmarked")))
+print("DIFF", type(t.last_diff).__name__)
+fb.stop(); up.__exit__(None, None, None)
+"""
 
 ROW = ".fbt-tr[data-id]:not([data-id='']):visible"  # pooled rows past the end are hidden
 
@@ -141,6 +146,11 @@ def test_table_live_detail_filter(notebook: Callable[[list[str]], Any]) -> None:
     _set_theme(page, "JupyterLab Light")
     assert bg not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), f"dark theme ignored: {bg}"
 
+    # Diff of the two selected rows, shown below the table (kernel side: fb.diff).
+    page.locator(".fbt-diff").click()
+    page.locator(".fb-diff").first.wait_for(timeout=60_000)
+    page.locator(".fbt-action-note", has_text="Diff shown").wait_for(timeout=30_000)
+
     # The filter box narrows the rows (evaluated in the kernel) ...
     box = page.locator(".fbt-filter")
     box.fill("model:gpt-4.1")
@@ -159,9 +169,19 @@ def test_table_live_detail_filter(notebook: Callable[[list[str]], Any]) -> None:
     box.press("Enter")
     _wait_rows(page, lambda r: len(r) == 6)
 
+    # Keys: Home, ↓ moves the cursor (and the selection), B bookmarks the row.
+    viewport = page.locator(".fbt-viewport")
+    viewport.focus()
+    viewport.press("Home")
+    viewport.press("ArrowDown")
+    page.locator(".fbt-tr.fbt-cursor.fbt-selected[data-index='1']").wait_for(timeout=10_000)
+    viewport.press("b")
+    page.locator(".fbt-tr[data-index='1'] .fbt-star.fbt-on").wait_for(timeout=30_000)
+
     nb.run_cell(4)
     out = nb.output_text(4)
-    assert "SELECTED" in out and out.strip().endswith("2"), out
+    assert "SELECTED 1 1" in out and "BOOKMARKED 1" in out, out
+    assert "DIFF FlowDiff" in out, out
     errors = [m for m in nb.console if m.startswith(("pageerror", "error"))]
     assert not errors, errors
     for s in shots:
