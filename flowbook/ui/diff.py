@@ -45,13 +45,20 @@ def _side(f: LLMFlow) -> dict[str, Any]:
     }
 
 
+def _display(value: Any) -> str:
+    """A value for a table cell: strings as they are (no JSON quotes), the rest as short JSON."""
+    if isinstance(value, str):
+        return value if len(value) <= 400 else value[:399] + "…"
+    return short(value, 400)
+
+
 def _fields(changes: list[FieldChange]) -> list[dict[str, Any]]:
     return [
         {
             "path": c.path,
             "kind": c.kind,
-            "a": "" if c.kind == "added" else short(c.a, 400),
-            "b": "" if c.kind == "removed" else short(c.b, 400),
+            "a": "" if c.kind == "added" else _display(c.a),
+            "b": "" if c.kind == "removed" else _display(c.b),
         }
         for c in changes
     ]

@@ -77,6 +77,14 @@ def _set_theme(page: Any, name: str) -> None:
     page.wait_for_timeout(800)
 
 
+def _no_news(page: Any) -> None:
+    """Dismiss JupyterLab's "get notified about news?" toast: it covers outputs in screenshots."""
+    no = page.locator(".Toastify__toast button", has_text=re.compile(r"^No$"))
+    if no.count():
+        no.first.click()
+        page.wait_for_timeout(300)
+
+
 def _shot(el: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
@@ -142,10 +150,7 @@ def test_diff_and_live_charts(notebook: Callable[[list[str]], Any]) -> None:
     # tokens), the last ones with the final coalesced redraw.
     _wait_count(page, sc_cell, ".scatterlayer .point", points_before + 8, timeout_s=30)
 
-    # JupyterLab's "get notified about news?" toast would cover the charts in screenshots.
-    no_news = page.locator(".Toastify__toast button", has_text=re.compile(r"^No$"))
-    if no_news.count():
-        no_news.first.click()
+    _no_news(page)
     shots = [_shot(diff, "diff-light.png")]
     shots += [_shot(nb.cell(i).locator(".jp-OutputArea"), f"chart{i - 1}-light.png")
               for i in (2, 3, 4, 5)]  # fmt: skip
@@ -168,3 +173,55 @@ def test_diff_and_live_charts(notebook: Callable[[list[str]], Any]) -> None:
     assert not errors, errors
     for s in shots:
         assert s.stat().st_size > 1000
+
+
+CROSS = """
+import tempfile
+import anthropic, openai
+import flowbook as fb
+from flowbook.fake_upstream import FakeUpstream
+up = FakeUpstream().__enter__()
+mon = fb.start(port=0, mode=[f"reverse:{up.url}"], data_dir=tempfile.mkdtemp())
+oa = openai.OpenAI(base_url=mon.proxy_url + "/v1", api_key="sk-test", max_retries=0)
+an = anthropic.Anthropic(base_url=mon.proxy_url, api_key="sk-ant-test", max_retries=0)
+system = "You are a terse travel agent."
+turns = [
+    {"role": "user", "content": "Plan a trip to Paris"},
+    {"role": "assistant", "content": "Sure. When would you like to go?"},
+    {"role": "user", "content": "In May, for one week"},
+]
+oa.chat.completions.create(model="gpt-4o-mini",
+                           messages=[{"role": "system", "content": system}, *turns])
+an.messages.create(model="claude-sonnet-4-5", max_tokens=256, system=system,
+                   messages=turns)
+fb.wait_idle()
+df = fb.flows(sort_order="asc")
+x = fb.diff(df.loc[0, "id"], df.loc[1, "id"])
+print("SECTIONS", x.changes.sections())
+fb.stop(); up.__exit__(None, None, None)
+x
+"""
+
+
+def test_cross_provider_diff(notebook: Callable[[list[str]], Any]) -> None:
+    """Real openai and anthropic SDKs, one conversation: only provider and parameters differ."""
+    nb = notebook([CROSS])
+    nb.run_cell(0)
+    diff = nb.cell(0).locator(".fb-diff")
+    diff.wait_for(timeout=60_000)
+    out = nb.output_text(0)
+    assert "SECTIONS ['overview', 'params']" in out, out
+    rows = diff.locator(".fb-d-row")
+    assert rows.count() == 3
+    assert diff.locator(".fb-d-row.fb-d-equal").count() == 3
+    overview = diff.locator(".fb-d-section", has_text="Overview").inner_text()
+    assert "anthropic" in overview and "messages" in overview, overview
+    params = diff.locator(".fb-d-section", has_text="Parameters").inner_text()
+    assert "max_tokens" in params, params
+    assert "System prompt (changed)" not in diff.inner_text()
+    assert "Response text (changed)" not in diff.inner_text()
+    _no_news(nb.page)
+    shot = _shot(diff, "diff-cross-provider-light.png")
+    assert shot.stat().st_size > 1000
+    errors = [m for m in nb.console if m.startswith(("pageerror", "error"))]
+    assert not errors, errors

@@ -338,3 +338,33 @@ def test_widget_payload_and_static_fallback_escape_captured_text() -> None:
     assert "&lt;img src=x onerror=alert(1)&gt;" in static  # shown, as text
     assert bundle["text/markdown"] == d.to_markdown()
     assert DiffWidget(d).data == data
+
+
+def _tool_result(call_id: str, text: str) -> Message:
+    return Message("tool", [Part("tool_result", tool_call_id=call_id, content=text)])
+
+
+def test_tool_results_pair_by_call_id() -> None:
+    a = [_tool_result("call_1", "18C sunny"), _tool_result("call_2", "rain all day")]
+    b = [
+        _tool_result("call_0", "a new lookup nobody asked for"),
+        _tool_result("call_1", "19C, cloudy and windy"),
+        _tool_result("call_2", "rain all day"),
+    ]
+    ops = [op for op in align_messages(a, b) if op.kind != "equal"]
+    # call_1's result changed (paired by id although the texts differ a lot); call_0 is new.
+    assert [(op.kind, op.b_index) for op in ops] == [("insert", 0), ("change", 1)]
+    assert ops[1].a_index == 0
+
+
+def test_long_conversations_fall_back_to_block_matching(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flowbook.analysis.diff as engine
+
+    monkeypatch.setattr(engine, "MAX_LCS_CELLS", 0)
+    msgs = [Message("user", [Part("text", text=f"turn {i}")]) for i in range(40)]
+    extra = Message("user", [Part("text", text="inserted")])
+    a = [Message("system", [Part("text", text="old head")]), *msgs]
+    b = [Message("system", [Part("text", text="new head")]), *msgs[:20], extra, *msgs[20:]]
+    ops = [op for op in align_messages(a, b) if op.kind != "equal"]
+    assert [op.kind for op in ops] == ["change", "insert"]
+    assert ops[1].b is extra
