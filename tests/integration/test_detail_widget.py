@@ -72,7 +72,7 @@ def test_a_streaming_flow_refreshes_until_it_completes(data_dir: Path) -> None:
             body = {
                 "model": "gpt-4o-mini",
                 "stream": True,
-                "messages": [{"role": "user", "content": "one two three four five six"}],
+                "messages": [{"role": "user", "content": "one two three four five six seven"}],
             }
             done = threading.Event()
 
@@ -82,7 +82,7 @@ def test_a_streaming_flow_refreshes_until_it_completes(data_dir: Path) -> None:
                     f"{mon.proxy_url}/v1/chat/completions",
                     json=body,
                     timeout=30,
-                    headers={"x-fake-delay": "0.3"},
+                    headers={"x-fake-delay": "0.8"},  # ~8 s of stream: time to open the widget
                 ) as r:
                     for _ in r.iter_bytes():
                         pass
@@ -96,7 +96,7 @@ def test_a_streaming_flow_refreshes_until_it_completes(data_dir: Path) -> None:
             assert done.wait(30)
             # The store's change signal re-sends the payload; no re-run of the cell needed.
             assert wait_for(lambda: w.payload["state"] == "completed", 20), w.payload["state"]
-            assert w.payload["response"]["text"] == "Echo: one two three four five six"
+            assert w.payload["response"]["text"] == "Echo: one two three four five six seven"
             assert w._unwatch is None  # a final flow stops listening
         finally:
             fb.stop()
