@@ -116,8 +116,19 @@ def test_table_live_detail_filter(notebook: Callable[[list[str]], Any]) -> None:
     _wait_rows(page, lambda r: sum("busy question" in x for x in r) == 3)
     prompt = nb.cell(3).locator(".jp-InputArea-prompt").inner_text().strip()
     assert prompt == "[*]:", f"the busy cell should still be running, prompt {prompt!r}"
+    # A filter typed now waits for the kernel (browser-to-kernel messages queue behind the
+    # running cell) and says so; it applies once the cell is done.
+    box = page.locator(".fbt-filter")
+    box.fill("model:gpt-4o-mini")
+    box.press("Enter")
+    page.locator(".fbt-waiting.fbt-show").wait_for(timeout=5_000)
     nb.wait_done(3)
     assert "slept" in nb.output_text(3)
+    _wait_rows(page, lambda r: len(r) == 3 and all("first" in x for x in r))
+    assert not page.locator(".fbt-waiting.fbt-show").count()
+    box.fill("")
+    box.press("Enter")
+    _wait_rows(page, lambda r: len(r) == 6)
 
     # Newest first: the busy (later) calls sit above the first ones.
     rows = _rows(page)
@@ -152,7 +163,6 @@ def test_table_live_detail_filter(notebook: Callable[[list[str]], Any]) -> None:
     page.locator(".fbt-action-note", has_text="Diff shown").wait_for(timeout=30_000)
 
     # The filter box narrows the rows (evaluated in the kernel) ...
-    box = page.locator(".fbt-filter")
     box.fill("model:gpt-4.1")
     box.press("Enter")
     _wait_rows(page, lambda r: len(r) == 3 and all("busy" in x for x in r))

@@ -295,3 +295,31 @@ def test_sorted_refs_split_chunks_and_stay_ordered() -> None:
     assert np.all(np.diff(allk[window]) >= 0)
     assert list(s.window(100, 5)) == list(window[100:105])
     assert s.position(float(allk[window[777]]), int(window[777])) == 777
+
+
+def test_quick_filter_chips_list_presets_and_saved_filters(store: Any) -> None:
+    api.quick_filters().save("Minis", "model:gpt-4o-mini")
+    table = FlowTable()
+    chips = {q["name"]: q for q in table.quick_filters}
+    assert chips["Recent failures"]["preset"] is True
+    assert chips["Minis"] == {"name": "Minis", "expression": "model:gpt-4o-mini", "preset": False}
+    api.quick_filters().save("Errors", "is:error")
+    table.refresh_quick_filters()
+    assert "Errors" in {q["name"] for q in table.quick_filters}
+    table.close()
+
+
+def test_magic_table_and_dashboard(store: Any) -> None:
+    from flowbook.magics import run_line
+    from flowbook.ui.dashboard import Dashboard
+
+    store.put(make_flow(1, model="gpt-4o-mini"))
+    store.put(make_flow(2, model="gpt-4o"))
+    table = run_line("table model:gpt-4o-mini")
+    assert isinstance(table, FlowTable) and table.total == 1
+    table.close()
+    dash = run_line("")
+    assert isinstance(dash, Dashboard)
+    assert dash.table.total == 2
+    assert dash.intercept is not None and dash.table in dash.children
+    dash.close()

@@ -14,6 +14,7 @@ import "./table.css";
 const ROW_H = 28;
 const MARGIN = 40; // rows fetched above and below the visible ones
 const WAIT_NOTE_MS = 400; // show "waiting for kernel" for requests older than this
+const MAX_CACHED = 4000; // rows kept in the browser
 
 /** @param {DataView | ArrayBuffer} buf */
 function decode(buf) {
@@ -220,6 +221,12 @@ function render({ model, el }) {
     }
     const got = decode(buffers[0]);
     got.forEach((r, i) => rows.set(msg.offset + i, r));
+    if (rows.size > MAX_CACHED) { // scrolled far through a big view: forget distant rows
+      const { first, last } = list.range();
+      for (const i of rows.keys()) {
+        if (i < first - MAX_CACHED / 4 || i > last + MAX_CACHED / 4) rows.delete(i);
+      }
+    }
     if (msg.total !== list.total) list.setTotal(msg.total); else list.refresh();
     drawStatus();
     noteWaiting();
