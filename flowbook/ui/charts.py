@@ -202,6 +202,11 @@ class LiveChart(go.FigureWidget):  # type: ignore[misc]  # plotly ships no type 
             self._fb_signal.disconnect(self._fb_listener)
             self._fb_signal = None
 
+    def close(self) -> None:
+        """Close the widget and stop following the store."""
+        self.stop()
+        super().close()
+
     def static(self) -> go.Figure:
         """A plain ``go.Figure`` copy (for files, nbconvert, or where widgets do not run)."""
         return go.Figure(self.to_dict())

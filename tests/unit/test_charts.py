@@ -219,7 +219,15 @@ def test_burst_through_the_store_coalesces(data_dir: Path, monkeypatch: pytest.M
     assert wait_for(lambda: lat.data_frame.loc["m", "count"] == 150)
     assert wait_for(lambda: usage.data_frame["m"].sum() == 300 * 101)
     # 300 store updates, far fewer redraws: the store's signal and the throttle coalesce.
-    assert errs.updates < 30, errs.updates
+    assert errs.updates < 100, errs.updates
     assert errs.throttle.calls <= errs.throttle.pokes < 300
     for chart in (errs, lat, usage):
         chart.stop()
+
+
+def test_closed_chart_stops_listening(data_dir: Path) -> None:
+    chart = fb.charts.latency()
+    assert chart._fb_signal is _rt().store.changed
+    chart.close()
+    assert chart._fb_signal is None  # disconnected from the store's signal
+    assert chart.comm is None  # and the widget is closed
