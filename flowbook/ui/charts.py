@@ -152,6 +152,8 @@ class LiveChart(go.FigureWidget):  # type: ignore[misc]  # plotly ships no type 
         self._fb_source = frame
         self._fb_signal: Any = None
         self._fb_throttle = Throttle(self.refresh)
+        # Base layout once: a caller's own height or width survives the live redraws.
+        self.update_layout(BASE_LAYOUT)
         self.refresh()
         if live:
             self._fb_signal = signal
@@ -190,7 +192,7 @@ class LiveChart(go.FigureWidget):  # type: ignore[misc]  # plotly ships no type 
                     fig.data = []
                     fig.add_traces([_trace(n) for n in traces])
                 notes = layout.pop("annotations", [])
-                fig.update_layout({**BASE_LAYOUT, **layout})
+                fig.update_layout(layout)
                 # Assigned, not updated: an update with fewer annotations keeps the old ones.
                 fig.layout.annotations = notes
             self._fb_updates += 1

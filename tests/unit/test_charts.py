@@ -181,6 +181,7 @@ def test_chart_redraws_live_as_flows_arrive(
     chart = fb.charts.latency(by="model")
     assert len(chart.data) == 0 and chart.updates == 1
     assert "No flows yet" in chart.layout.annotations[0].text
+    chart.layout.height = 280  # the caller's sizing survives live redraws
     store = _rt().store
     store.put(make_flow("m1", "openai", t=T0, latency_ms=100, ttft_ms=10, out=5))
     assert wait_for(lambda: len(chart.data) == 1)
@@ -188,6 +189,7 @@ def test_chart_redraws_live_as_flows_arrive(
     assert wait_for(lambda: {t.name for t in chart.data} == {"m1", "m2"})
     assert chart.data_frame.loc["m2", "count"] == 1
     assert chart.layout.annotations == ()  # the empty-chart note is gone
+    assert chart.layout.height == 280 and chart.layout.uirevision == "flowbook"
     chart.stop()
     before = chart.updates
     store.put(make_flow("m3", "openai", t=T0 + 2, latency_ms=300, ttft_ms=10, out=5))
