@@ -38,6 +38,11 @@ class StoreSource:
     def data_dir(self) -> Path:
         return Path(self._rt.data_dir)
 
+    def capturing(self) -> bool:
+        """Whether a proxy is feeding this store right now."""
+        mon = self._rt.monitor
+        return mon is not None and bool(mon.running)
+
     def frame(self, include_history: bool) -> pd.DataFrame:
         """The summary DataFrame of every flow (DESIGN §3 columns)."""
         return self._rt.frame(include_history)
@@ -69,6 +74,34 @@ class StoreSource:
 
     def set_bookmark(self, flow_id: str, on: bool) -> None:
         self._rt.annotate(flow_id, bookmarked=on)
+
+    def annotate(self, flow_id: str, *, bookmarked: bool, tags: list[str], comment: str) -> None:
+        """Set a flow's bookmark, tags (exactly these) and comment, persisted."""
+        import inspect
+
+        rt = self._rt
+        flow = rt.get_flow(flow_id)
+        if flow is None:
+            raise KeyError(f"no flow with id {flow_id!r}")
+        current = list(flow.annotations.tags)
+        add = [t for t in tags if t not in current]
+        remove = [t for t in current if t not in tags]
+        if remove and "remove_tags" in inspect.signature(rt.annotate).parameters:
+            rt.annotate(flow_id, bookmarked=bookmarked, add_tags=add, remove_tags=remove,
+                        comment=comment)  # type: ignore[call-arg]  # fmt: skip
+            return
+        rt.annotate(flow_id, bookmarked=bookmarked, add_tags=add, comment=comment)
+        if remove:  # this store's annotate only adds tags: write the reduced set
+            from flowbook.model import FlowAnnotations
+
+            flow = rt.get_flow(flow_id)
+            assert flow is not None
+            ann = FlowAnnotations(**flow.annotations.to_dict())
+            ann.tags = [t for t in ann.tags if t not in remove]
+            flow.annotations = ann
+            if flow_id in rt.store:
+                rt.store.set_annotations(flow_id, ann)
+            rt.file_store.set_annotations(flow_id, ann)
 
     def flow_source(self, include_history: bool) -> Any:
         """What the filter language asks for terms the summary cannot answer."""

@@ -108,9 +108,7 @@ class FlowTable(TableActions, anywidget.AnyWidget):
         with self.hold_sync():
             self.total = len(self._view)
             self.version += 1
-            from flowbook import api
-
-            self.capturing = api.monitor() is not None
+            self.capturing = self._source.capturing()
 
     def _query_changed(self, _change: Any) -> None:
         expr = self.filter_expr.strip()

@@ -47,21 +47,6 @@ def run_diff(a: LLMFlow, b: LLMFlow) -> Any:
     return fn(a, b)
 
 
-def annotate(flow_id: str, notes: dict[str, Any]) -> None:
-    """Save the detail pane's notes (bookmark, exactly these tags, comment)."""
-    tags = [str(t) for t in notes.get("tags") or [] if str(t).strip()]
-    comment = str(notes.get("comment") or "")
-    try:  # the detail widget's writer (handles removed tags)
-        from flowbook.ui.detail import _store_annotate
-    except ImportError:
-        from flowbook.api import _rt
-
-        _rt().annotate(flow_id, bookmarked=bool(notes.get("bookmarked")), add_tags=tags,
-                       comment=comment)  # fmt: skip
-        return
-    _store_annotate(flow_id, bool(notes.get("bookmarked")), tags, comment)
-
-
 class TableActions:
     """Kernel-side actions of the flow table (mixed into FlowTable)."""
 
@@ -87,8 +72,9 @@ class TableActions:
             return {}
         if kind == "annotate":
             fid = str(content.get("id", ""))
-            self._flow(fid)
-            annotate(fid, content)
+            tags = [str(t).strip() for t in content.get("tags") or [] if str(t).strip()]
+            self._source.annotate(fid, bookmarked=bool(content.get("bookmarked")), tags=tags,
+                                  comment=str(content.get("comment") or ""))  # fmt: skip
             return {}
         if kind == "diff":
             ids = list(content.get("ids") or self.selected)

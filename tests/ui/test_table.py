@@ -209,7 +209,7 @@ print("rows", t.total)
 
 
 def test_scroll_to_last_of_a_million(notebook: Callable[[list[str]], Any]) -> None:
-    nb = notebook([MILLION, "t"])
+    nb = notebook([MILLION, "t", 'print("WIDTH", t.column_widths.get("model"))'])
     page = nb.page
     nb.run_cell(0)
     assert "rows 1000000" in nb.output_text(0)
@@ -240,7 +240,21 @@ def test_scroll_to_last_of_a_million(notebook: Callable[[list[str]], Any]) -> No
         " return r && r.dataset.id && r.dataset.id !== 'syn0000999999'; }",
         timeout=60_000,
     )
+    # Columns resize by dragging the header's edge; the widths are kept in the model.
+    grip = page.locator(".fbt-th[data-col=model] .fbt-resize").bounding_box()
+    assert grip is not None
+    x, y = grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 40, y, steps=4)
+    page.mouse.move(x + 80, y, steps=4)
+    page.mouse.up()
+    cell = page.locator(".fbt-tr[data-index='0'] [data-col=model]").bounding_box()
+    assert cell is not None and cell["width"] >= 220, cell
     _shot(page.locator(".fbt-table"), "table-million.png")
+    nb.run_cell(2)
+    width = int(nb.output_text(2).split("WIDTH")[1].split()[0])
+    assert width >= 220, nb.output_text(2)
     errors = [m for m in nb.console if m.startswith(("pageerror", "error"))]
     assert not errors, errors
 

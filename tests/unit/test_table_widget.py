@@ -209,6 +209,12 @@ def test_open_bookmark_and_diff_actions(store: Any) -> None:
     assert payload["id"] == "f00001"
     table.handle_action("bookmark", {"id": "f00002", "on": True})
     assert store.row("f00002")["bookmarked"] is True
+    notes = {"id": "f00001", "bookmarked": True, "tags": ["a", "b"], "comment": "look"}
+    table.handle_action("annotate", notes)
+    table.handle_action("annotate", {**notes, "tags": ["b"]})  # the pane sends exact tags
+    row = store.row("f00001")
+    assert row["tags"] == "b" and row["bookmarked"] is True
+    assert api.get_flow("f00001").annotations.comment == "look"
     with pytest.raises(ValueError, match="exactly two"):
         table.handle_action("diff", {"ids": ["f00001"]})
     with pytest.raises(KeyError):
