@@ -77,6 +77,7 @@ class FlowTable(TableActions, anywidget.AnyWidget):
         self._include_history = include_history
         self._lock = threading.RLock()
         self._window = (0, 100)
+        self._anchor = 0  # the first row the browser shows (kept in place as rows arrive)
         self._pending: set[str] = set()
         self._removed: set[str] = set()
         self._timer: threading.Timer | None = None
@@ -177,6 +178,8 @@ class FlowTable(TableActions, anywidget.AnyWidget):
             return
         kind, req = content.get("type"), content.get("req")
         if kind == "page":
+            with self._lock:
+                self._anchor = max(0, int(content.get("anchor", 0) or 0))
             head, data = self.page(content.get("offset", 0), content.get("limit", 100))
             self.send({"type": "page", "req": req, **head}, buffers=[data])
             return
@@ -216,12 +219,27 @@ class FlowTable(TableActions, anywidget.AnyWidget):
             self._last_push = time.monotonic()
             if self._build_log is not None:
                 self._build_log |= changed
-            if not hasattr(self, "_view") or not self._view.apply(changed, removed):
+            if not hasattr(self, "_view"):
                 return
+            view = self._view
+            # A reader scrolled down keeps the same rows in view while new ones arrive above:
+            # find where the first row they see went, and move the window by as much.
+            anchor_id = view.ids(self._anchor, 1) if self._anchor > 0 else []
+            if not view.apply(changed, removed):
+                return
+            shift = 0
+            if anchor_id:
+                pos = view.position(anchor_id[0])
+                if pos is not None:
+                    shift = pos - self._anchor
+                    self._anchor = pos
             self._sync_counts()
-            head, data = self.page(*self._window)
+            offset, limit = self._window
+            head, data = self.page(max(0, offset + shift), limit)
             self.pushes += 1
-        self.send({"type": "page", "push": True, "req": None, **head}, buffers=[data])
+        self.send(
+            {"type": "page", "push": True, "req": None, "shift": shift, **head}, buffers=[data]
+        )
 
     def close(self) -> None:
         self._unwatch()

@@ -329,3 +329,24 @@ def test_magic_table_and_dashboard(store: Any) -> None:
     assert dash.table.total == 2
     assert dash.intercept is not None and dash.table in dash.children
     dash.close()
+
+
+def test_rows_arriving_above_keep_a_scrolled_reader_in_place(store: Any) -> None:
+    for i in range(200):
+        store.put(make_flow(i))
+    table = FlowTable()
+    sent = Sent(table)
+    table._on_custom(table, {"type": "page", "req": 1, "version": table.version, "offset": 10,
+                             "limit": 100, "anchor": 50}, [])  # fmt: skip
+    _, rows = sent.pages()[-1]
+    seen = rows[40]["id"]  # the row at position 50, the top of the reader's screen
+    for i in range(200, 205):  # five newer flows: they sort above
+        store.put(make_flow(i))
+    deadline = time.monotonic() + 10
+    while table.total < 205 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.6)
+    head, rows = [p for p in sent.pages() if p[0].get("push")][-1]
+    assert head["shift"] == 5 and head["offset"] == 15
+    assert rows[55 - 15]["id"] == seen
+    table.close()

@@ -125,19 +125,21 @@ function render({ model, el }) {
     ev.stopPropagation();
     const x0 = ev.clientX;
     const w0 = widths[key];
-    grip.setPointerCapture(ev.pointerId);
+    void grip;
+    // Listen on the window: the header may be redrawn (a sort change arriving) mid-drag.
     const move = (/** @type {PointerEvent} */ e) => {
       widths[key] = Math.max(28, Math.round(w0 + e.clientX - x0));
       applyWidths();
     };
     const up = () => {
-      grip.removeEventListener("pointermove", move);
-      grip.removeEventListener("pointerup", up);
+      window.removeEventListener("pointermove", move, true);
+      window.removeEventListener("pointerup", up, true);
       model.set("column_widths", { ...widths });
       model.save_changes();
     };
-    grip.addEventListener("pointermove", move);
-    grip.addEventListener("pointerup", up);
+    // Capture phase: JupyterLab's own handlers may stop these events from bubbling.
+    window.addEventListener("pointermove", move, true);
+    window.addEventListener("pointerup", up, true);
   }
 
   // ---- rows --------------------------------------------------------------------------------
@@ -202,7 +204,7 @@ function render({ model, el }) {
     const limit = Math.min(500, last - offset + 1 + MARGIN);
     inflight = { req: nextReq++, version, first: offset, last: offset + limit - 1,
       sent: performance.now() };
-    model.send({ type: "page", req: inflight.req, version, offset, limit });
+    model.send({ type: "page", req: inflight.req, version, offset, limit, anchor: first });
     noteWaiting();
   }
 
@@ -221,6 +223,14 @@ function render({ model, el }) {
     }
     const got = decode(buffers[0]);
     got.forEach((r, i) => rows.set(msg.offset + i, r));
+    if (msg.shift) { // rows arrived above what the reader sees: keep their rows in place
+      const { first } = list.range();
+      if (first > 0) {
+        if (msg.total !== list.total) list.setTotal(msg.total);
+        list.scrollToIndex(first + msg.shift, "top");
+        cursor = cursor >= 0 ? cursor + msg.shift : cursor;
+      }
+    }
     if (rows.size > MAX_CACHED) { // scrolled far through a big view: forget distant rows
       const { first, last } = list.range();
       for (const i of rows.keys()) {
