@@ -230,7 +230,7 @@ def show(flow_id: str | LLMFlow, *, height: int = 620) -> Any:
     return _show(flow_id, height=height)
 
 
-def table(filter: str | None = None, *, include_history: bool = False) -> Any:  # noqa: A002
+def table(filter: str | None = None, *, include_history: bool = False) -> Any:
     """The live flow table widget: new flows appear as they are captured, sorting and filtering
     run in the kernel, a clicked row opens its detail. ``.selected`` holds the selected ids,
     ``.df`` the selected rows; ``include_history`` adds flows stored by earlier sessions."""
@@ -239,7 +239,7 @@ def table(filter: str | None = None, *, include_history: bool = False) -> Any:  
     return FlowTable(filter, include_history=include_history)
 
 
-def dashboard(filter: str | None = None, *, include_history: bool = False) -> Any:  # noqa: A002
+def dashboard(filter: str | None = None, *, include_history: bool = False) -> Any:
     """The flow table with its detail pane, live charts and the intercept panel in one view."""
     from flowbook.ui.dashboard import Dashboard
 
