@@ -18,8 +18,14 @@ _API = {
     # flows and history
     "flows", "get_flow", "load", "stats", "bookmark", "tag", "comment", "quick_filters",
     "export_parquet", "flow_store", "config",
+    # comparing and charting
+    "diff", "charts",
     # interception
     "intercept", "intercept_panel",
+    # live table and dashboard
+    "table", "dashboard",
+    # widgets
+    "show",
 }  # fmt: skip
 
 

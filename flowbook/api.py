@@ -14,6 +14,7 @@ from flowbook.model import LLMFlow
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flowbook.analysis.diff import FlowDiff
     from flowbook.capture.monitor import Monitor
     from flowbook.store.facade import Store
     from flowbook.workspace import Workspace
@@ -21,13 +22,17 @@ if TYPE_CHECKING:
 __all__ = [
     "bookmark",
     "comment",
+    "dashboard",
+    "diff",
     "flows",
     "get_flow",
     "load",
     "monitor",
+    "show",
     "start",
     "status",
     "stop",
+    "table",
     "tag",
 ]
 
@@ -192,6 +197,43 @@ def intercept_panel() -> Any:
     return InterceptPanel()
 
 
+def diff(
+    a: str | LLMFlow, b: str | LLMFlow, *, ignore: tuple[str, ...] = ("ids", "timestamps")
+) -> FlowDiff:
+    """Compare two flows (ids or LLMFlow objects): parameters, tools, system prompt, messages
+    aligned by content, response text word by word. Returns a FlowDiff (``.changes``,
+    ``.to_markdown()``; shows side by side in a notebook). ``ignore`` may also name "usage"."""
+    from flowbook.analysis.diff import diff_flows
+
+    fa = a if isinstance(a, LLMFlow) else get_flow(a)
+    fb_ = b if isinstance(b, LLMFlow) else get_flow(b)
+    return diff_flows(fa, fb_, ignore=ignore)
+
+
+def show(flow_id: str | LLMFlow, *, height: int = 620) -> Any:
+    """The detail widget of one flow: overview (timing, tokens, cost, context window),
+    conversation, response, stream events, raw headers and bodies, and editable notes."""
+    from flowbook.ui.detail import show as _show
+
+    return _show(flow_id, height=height)
+
+
+def table(filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The live flow table widget: new flows appear as they are captured, sorting and filtering
+    run in the kernel, a clicked row opens its detail. ``.selected`` holds the selected ids,
+    ``.df`` the selected rows; ``include_history`` adds flows stored by earlier sessions."""
+    from flowbook.ui.table import FlowTable
+
+    return FlowTable(filter, include_history=include_history)
+
+
+def dashboard(filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The flow table with its detail pane, live charts and the intercept panel in one view."""
+    from flowbook.ui.dashboard import Dashboard
+
+    return Dashboard(filter, include_history=include_history)
+
+
 def __getattr__(name: str) -> Any:
     # Lazily built attributes: fb.config (the live configuration of the current data dir) and
     # fb.intercept (breakpoints and rules).
@@ -205,6 +247,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("flowbook.intercept")
+    if name == "charts":  # fb.charts.latency(), .ttft_vs_tokens(), .usage_over_time(), .errors()
+        import importlib
+
+        return importlib.import_module("flowbook.ui.charts")
     raise AttributeError(f"module 'flowbook.api' has no attribute {name!r}")
 
 

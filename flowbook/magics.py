@@ -3,12 +3,13 @@
 %flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR]
 %flowmon stop | status
 %flowmon flows [FILTER]            the flows DataFrame (filtered)
-%flowmon show ID                   one flow
+%flowmon table [FILTER]            the live flow table widget
+%flowmon show ID                   one flow in the detail widget
 %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
 %flowmon intercept off | status
 %flowmon run CMD [ARGS]...         run a program with its LLM calls captured (starts a capture
                                    on a free port if none runs), its output here, then a summary
-%flowmon                           status and the latest flows
+%flowmon                           the dashboard: live table, detail, charts, intercept
 """
 
 from __future__ import annotations
@@ -59,10 +60,15 @@ def run_line(line: str) -> Any:
         return fb.status()
     if cmd == "flows":
         return fb.flows(" ".join(rest) or None)
+    if cmd == "table":
+        return fb.table(" ".join(rest) or None)
     if cmd == "show":
         if len(rest) != 1:
             raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
-        return fb.get_flow(rest[0])
+        try:
+            return fb.show(rest[0])
+        except KeyError as exc:
+            raise MagicUsageError(str(exc.args[0] if exc.args else exc)) from None
     if cmd == "run":
         if rest[:1] == ["--"]:
             rest = rest[1:]
@@ -83,14 +89,13 @@ def run_line(line: str) -> Any:
 def _overview() -> Any:
     from flowbook import api as fb
 
-    status = fb.status()
     try:
+        return fb.dashboard()
+    except ImportError:  # no widget stack: status and the latest flows instead
         from IPython.display import display
 
-        display(status)
-    except ImportError:
-        pass
-    return fb.flows(page=1, page_size=20)
+        display(fb.status())
+        return fb.flows(page=1, page_size=20)
 
 
 def register(ipython: Any) -> None:
