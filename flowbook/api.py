@@ -23,7 +23,6 @@ __all__ = [
     "get_flow",
     "load",
     "monitor",
-    "redaction",
     "start",
     "status",
     "stop",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flowbook.export.codegen import quote
-from flowbook.export.codegen.common import CodeRequest, Segment
+from flowbook.export.codegen.common import CodeRequest, Segment, _merge
 
 
 def _word(segs: list[Segment]) -> str:
@@ -18,7 +18,7 @@ def generate(cr: CodeRequest, comments: list[str]) -> str:
         args.append("-N")  # no output buffering: text appears as it arrives
     args += ["-X", cr.method, _word(cr.url)]
     for name, segs in cr.headers:
-        args += ["-H", _word([("lit", f"{name}: "), *segs])]
+        args += ["-H", _word(_merge([("lit", f"{name}: "), *segs]))]
     if cr.body is not None:
         args += ["--data-binary", quote.sh(cr.body)]
     parts: list[str] = []

@@ -60,30 +60,40 @@ def generate(cr: CodeRequest, comments: list[str]) -> str:
         out += [f"    {ln}" for ln in DELTA[cr.style]]
         out += ["", ""]
         sse = not cr.style.startswith("ollama")
+        out += ["def handle_line(line: str) -> None:"]
+        if sse:
+            out += [
+                '    if not line.startswith("data:"):',
+                "        return",
+                "    data = line[5:].strip()",
+                '    if not data or data == "[DONE]":',
+                "        return",
+            ]
+        else:
+            out += ["    data = line.strip()", "    if not data:", "        return"]
         out += [
+            "    event = json.loads(data)",
+            '    if isinstance(event, dict) and "error" in event:',
+            '        print("\\nerror:", json.dumps(event["error"]), file=sys.stderr)',
+            "        sys.exit(1)",
+            '    print(delta_text(event), end="", flush=True)',
+            "",
+            "",
             f"with httpx.stream({call}, timeout=300) as response:",
             "    if response.status_code >= 400:",
             "        error = response.read().decode()",
             '        print(f"HTTP {response.status_code}:", error, file=sys.stderr)',
             "        sys.exit(1)",
-            "    for line in response.iter_lines():",
-        ]
-        if sse:
-            out += [
-                '        if not line.startswith("data:"):',
-                "            continue",
-                "        data = line[5:].strip()",
-                '        if not data or data == "[DONE]":',
-                "            continue",
-            ]
-        else:
-            out += ["        data = line.strip()", "        if not data:", "            continue"]
-        out += [
-            "        event = json.loads(data)",
-            '        if isinstance(event, dict) and "error" in event:',
-            '            print("\\nerror:", json.dumps(event["error"]), file=sys.stderr)',
-            "            sys.exit(1)",
-            '        print(delta_text(event), end="", flush=True)',
+            "    # Split on \\n only: text may hold U+2028 and friends, which str.splitlines()",
+            "    # (and so iter_lines) would treat as line breaks.",
+            '    buffer = b""',
+            "    for chunk in response.iter_bytes():",
+            "        buffer += chunk",
+            '        while b"\\n" in buffer:',
+            '            raw, buffer = buffer.split(b"\\n", 1)',
+            '            handle_line(raw.decode("utf-8").rstrip("\\r"))',
+            "    if buffer.strip():",
+            '        handle_line(buffer.decode("utf-8"))',
             "print()",
         ]
     elif cr.stream:

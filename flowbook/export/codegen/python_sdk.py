@@ -43,29 +43,33 @@ def _kwargs(kw: dict[str, Any], extra: dict[str, Any], headers: dict[str, str]) 
     return lines
 
 
-def supports(cr: CodeRequest) -> bool:
-    """Whether an SDK form exists for this call."""
-    if not cr.is_json or not isinstance(cr.json_body, dict):
-        return False
-    return (cr.provider, cr.api) in {
-        ("openai", "chat"),
-        ("openai", "responses"),
-        ("anthropic", "messages"),
-        ("gemini", "generate_content"),
-    }
+def family(cr: CodeRequest) -> str | None:
+    """Which official SDK speaks this call's wire format: ``openai`` (Chat Completions and
+    Responses, also for OpenAI-compatible servers via ``base_url``), ``anthropic`` or
+    ``gemini``; None when none does."""
+    if not cr.is_json or not isinstance(cr.json_body, dict) or cr.provider in ("ollama", "bedrock"):
+        return None
+    if cr.api in ("chat", "responses") and not cr.provider.startswith(("gemini_", "azure")):
+        return "openai"
+    if cr.api == "messages" and cr.provider == "anthropic":
+        return "anthropic"
+    if cr.api == "generate_content" and cr.provider == "gemini":
+        return "gemini"
+    return None
 
 
 def generate(cr: CodeRequest, comments: list[str]) -> str:
-    if not supports(cr):
+    kind = family(cr)
+    if kind is None:
         raise ValueError(
             f"no official SDK form for {cr.provider} {cr.api}; sdk=True covers OpenAI Chat "
             f"Completions and Responses, Anthropic Messages and Gemini generateContent "
             f"(use sdk=False for plain httpx)"
         )
     out = [f"# {c}" for c in comments] + ["import os", ""]
-    if cr.provider == "openai":
+    if kind == "openai":
         out += _openai(cr)
-    elif cr.provider == "anthropic":
+    elif kind == "anthropic":
         out += _anthropic(cr)
     else:
         out += _gemini(cr)
@@ -177,7 +181,7 @@ def _gemini(cr: CodeRequest) -> list[str]:
         ")",
     ]
     if not cr.stream:
-        return [*out, "print(response.model_dump_json(indent=2, exclude_none=True))"]
+        return [*out, "print(response.model_dump_json(indent=2, exclude_none=True, by_alias=True))"]
     return [
         *out,
         "for chunk in response:",
