@@ -4,6 +4,8 @@
 %flowmon stop | status
 %flowmon flows [FILTER]            the flows DataFrame (filtered)
 %flowmon show ID                   one flow
+%flowmon export FORMAT PATH [--filter EXPR] [--history] [--no-redact]
+                                   har | markdown | json | jsonl | csv | parquet | mitmproxy
 %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
 %flowmon intercept off | status
 %flowmon                           status and the latest flows
@@ -36,6 +38,16 @@ def _start_parser() -> _Parser:
     return p
 
 
+def _export_parser() -> _Parser:
+    p = _Parser(prog="%flowmon export", add_help=False)
+    p.add_argument("format")
+    p.add_argument("path")
+    p.add_argument("--filter", default=None)
+    p.add_argument("--history", action="store_true")
+    p.add_argument("--no-redact", action="store_true")
+    return p
+
+
 def run_line(line: str) -> Any:
     """Execute one ``%flowmon`` line and return what the cell should display."""
     from flowbook import api as fb
@@ -61,6 +73,14 @@ def run_line(line: str) -> Any:
         if len(rest) != 1:
             raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
         return fb.get_flow(rest[0])
+    if cmd == "export":
+        a = _export_parser().parse_args(rest)
+        try:
+            path = fb.export(a.filter, a.format, a.path, include_history=a.history,
+                             redact_sensitive=not a.no_redact)  # fmt: skip
+        except (ValueError, KeyError) as exc:
+            raise MagicUsageError(f"%flowmon export: {exc}") from None
+        return f"exported to {path}"
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 
