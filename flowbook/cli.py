@@ -150,7 +150,7 @@ def _export(args: argparse.Namespace) -> int:
     api._rt(args.data_dir)
     path = api.export(args.filter, args.format, args.path, include_history=True,
                       redact_sensitive=not args.no_redact)  # fmt: skip
-    print(f"exported to {path}")
+    print(f"exported to {path!s}")
     return 0
 
 

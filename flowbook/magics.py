@@ -80,7 +80,7 @@ def run_line(line: str) -> Any:
                              redact_sensitive=not a.no_redact)  # fmt: skip
         except (ValueError, KeyError) as exc:
             raise MagicUsageError(f"%flowmon export: {exc}") from None
-        return f"exported to {path}"
+        return f"exported to {path!s}"
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 
