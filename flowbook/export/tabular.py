@@ -19,7 +19,9 @@ def _masked(df: pd.DataFrame, rules: RedactionRules | None) -> pd.DataFrame:
         return out
     for col in out.columns:
         if out[col].dtype == object or str(out[col].dtype).startswith("string"):
-            out[col] = out[col].map(lambda v: rules.mask_text(v) if isinstance(v, str) else v)
+            # Paths carry query strings (Gemini's ?key=): masked as URLs, the rest as text.
+            mask = rules.mask_url if col in ("path", "url") else rules.mask_text
+            out[col] = out[col].map(lambda v, m=mask: m(v) if isinstance(v, str) else v)
     return out
 
 
