@@ -201,9 +201,11 @@ def test_rust_parses(name: str, proxy_url: str, tmp_path: Path) -> None:
     code = fb.generate_code(flow.id, "rust")
     no_literal_secret(code)
     (tmp_path / "main.rs").write_text(code)
-    r = subprocess.run([rustfmt, "--edition", "2021", "--check", "main.rs"], cwd=tmp_path,
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [rustfmt, "--edition", "2021", "--check", "main.rs"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert "error" not in r.stderr, r.stderr
     assert "fn main()" in code and "reqwest::blocking" in code
-
-

@@ -117,8 +117,9 @@ def test_body_options_and_explicit_no_redaction(stored: list[LLMFlow]) -> None:
         fb.export(None, "json", redact_sensitive=False)
 
 
-def test_export_to_a_path_is_atomic_and_returns_the_path(stored: list[LLMFlow],
-                                                        tmp_path: Path) -> None:  # fmt: skip
+def test_export_to_a_path_is_atomic_and_returns_the_path(
+    stored: list[LLMFlow], tmp_path: Path
+) -> None:
     target = tmp_path / "deep" / "report.md"
     assert fb.export(None, "md", target) == target
     assert target.read_text().startswith("# LLM flows")

@@ -19,12 +19,42 @@ from tests.helpers.export_flows import fixture_flows
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "har-schema"
 DEVTOOLS_HAR = Path(__file__).resolve().parents[1] / "fixtures" / "har" / "devtools-llm-calls.har"
 # Every key HAR 1.2 defines for an entry, request and response (custom keys start with "_").
-ENTRY_KEYS = {"pageref", "startedDateTime", "time", "request", "response", "cache", "timings",
-              "serverIPAddress", "connection", "comment"}  # fmt: skip
-REQUEST_KEYS = {"method", "url", "httpVersion", "cookies", "headers", "queryString", "postData",
-                "headersSize", "bodySize", "comment"}  # fmt: skip
-RESPONSE_KEYS = {"status", "statusText", "httpVersion", "cookies", "headers", "content",
-                 "redirectURL", "headersSize", "bodySize", "comment"}  # fmt: skip
+ENTRY_KEYS = {
+    "pageref",
+    "startedDateTime",
+    "time",
+    "request",
+    "response",
+    "cache",
+    "timings",
+    "serverIPAddress",
+    "connection",
+    "comment",
+}
+REQUEST_KEYS = {
+    "method",
+    "url",
+    "httpVersion",
+    "cookies",
+    "headers",
+    "queryString",
+    "postData",
+    "headersSize",
+    "bodySize",
+    "comment",
+}
+RESPONSE_KEYS = {
+    "status",
+    "statusText",
+    "httpVersion",
+    "cookies",
+    "headers",
+    "content",
+    "redirectURL",
+    "headersSize",
+    "bodySize",
+    "comment",
+}
 
 
 def validator() -> Draft7Validator:
@@ -87,7 +117,9 @@ def test_entries_use_only_spec_keys_and_real_timings(flows: list[LLMFlow]) -> No
 
 
 def test_streamed_entry_keeps_the_raw_stream_and_the_rebuilt_answer(flows: list[LLMFlow]) -> None:
-    flow = next(f for f in flows if f.provider == "anthropic" and f.response and f.response.thinking)
+    flow = next(
+        f for f in flows if f.provider == "anthropic" and f.response and f.response.thinking
+    )
     e = har.entry(flow)
     assert e["response"]["content"]["mimeType"].startswith("text/event-stream")
     assert "event: content_block_delta" in e["response"]["content"]["text"]
@@ -100,14 +132,16 @@ def test_streamed_entry_keeps_the_raw_stream_and_the_rebuilt_answer(flows: list[
     events = ext["stream_events"]
     assert len(events) == len(flow.response.events)  # type: ignore[union-attr]
     assert events[0]["offset_ms"] == pytest.approx(350.0) and events[0]["event"] == "message_start"
-    tool_flow = next(f for f in flows if f.provider == "openai" and f.response
-                     and f.response.tool_calls)  # fmt: skip
+    tool_flow = next(
+        f for f in flows if f.provider == "openai" and f.response and f.response.tool_calls
+    )
     calls = har.entry(tool_flow)["_llm"]["tool_calls"]
     assert calls[0]["name"] == tool_flow.response.tool_calls[0].name  # type: ignore[union-attr]
 
 
-def test_har_loads_back_into_equal_flows(stored: list[LLMFlow], tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_har_loads_back_into_equal_flows(
+    stored: list[LLMFlow], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = fb.export(None, "har", tmp_path / "flows.har")
     assert isinstance(path, Path) and path.exists()
     from flowbook import api

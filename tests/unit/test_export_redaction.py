@@ -21,8 +21,14 @@ TOOL_KEY = "sk-ant-api03-T00lCallSecret0123456789abcdef"
 EVENT_KEY = "ghp_Str3amEventSecret0123456789abcdefghijk"
 TICKET = "TICKET-884211"  # only the custom rule knows this one
 EMAIL = "jane.doe@example.org"  # an opt-in rule
-SECRET_PARTS = ["Zq7Secret0penAIkey", "Gem1niSecretKey", "T00lCallSecret", "Str3amEventSecret",
-                TICKET, EMAIL]  # fmt: skip
+SECRET_PARTS = [
+    "Zq7Secret0penAIkey",
+    "Gem1niSecretKey",
+    "T00lCallSecret",
+    "Str3amEventSecret",
+    TICKET,
+    EMAIL,
+]
 
 SSE = (
     'data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":'
@@ -41,33 +47,61 @@ def secret_flows() -> list[LLMFlow]:
         "messages": [
             {"role": "system", "content": f"Escalate {TICKET} to {EMAIL}."},
             {"role": "user", "content": f"my key is {OPENAI_KEY}"},
-            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
-                "name": "login", "arguments": json.dumps({"key": TOOL_KEY})}}]},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "login", "arguments": json.dumps({"key": TOOL_KEY})},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": f"ok {TICKET}"},
         ],
-    }  # fmt: skip
+    }
     a = Exchange(
-        method="POST", url="https://api.openai.com/v1/chat/completions",
-        request_headers={"Authorization": f"Bearer {OPENAI_KEY}",
-                         "Content-Type": "application/json"},
-        request_body=json.dumps(chat).encode(), status=200,
-        response_headers={"content-type": "text/event-stream"}, response_body=SSE.encode(),
-        response_body_decoded=True, created=1_780_000_000.0, first_byte=1_780_000_000.3,
-        completed=1_780_000_001.0, flow_id="5ec7e75ec7e70001",
-    )  # fmt: skip
+        method="POST",
+        url="https://api.openai.com/v1/chat/completions",
+        request_headers={
+            "Authorization": f"Bearer {OPENAI_KEY}",
+            "Content-Type": "application/json",
+        },
+        request_body=json.dumps(chat).encode(),
+        status=200,
+        response_headers={"content-type": "text/event-stream"},
+        response_body=SSE.encode(),
+        response_body_decoded=True,
+        created=1_780_000_000.0,
+        first_byte=1_780_000_000.3,
+        completed=1_780_000_001.0,
+        flow_id="5ec7e75ec7e70001",
+    )
     gem = {"contents": [{"role": "user", "parts": [{"text": f"hi {TICKET}"}]}]}
     b = Exchange(
         method="POST",
         url=f"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:"
         f"generateContent?key={GEMINI_KEY}",
         request_headers={"content-type": "application/json"},
-        request_body=json.dumps(gem).encode(), status=200,
+        request_body=json.dumps(gem).encode(),
+        status=200,
         response_headers={"content-type": "application/json"},
-        response_body=json.dumps({"candidates": [{"content": {"role": "model", "parts": [
-            {"text": f"noted {TICKET}"}]}, "finishReason": "STOP"}]}).encode(),
-        response_body_decoded=True, created=1_780_000_002.0, first_byte=1_780_000_002.5,
-        completed=1_780_000_003.0, flow_id="5ec7e75ec7e70002",
-    )  # fmt: skip
+        response_body=json.dumps(
+            {
+                "candidates": [
+                    {
+                        "content": {"role": "model", "parts": [{"text": f"noted {TICKET}"}]},
+                        "finishReason": "STOP",
+                    }
+                ]
+            }
+        ).encode(),
+        response_body_decoded=True,
+        created=1_780_000_002.0,
+        first_byte=1_780_000_002.5,
+        completed=1_780_000_003.0,
+        flow_id="5ec7e75ec7e70002",
+    )
     flows = [build_flow(a, mask=False), build_flow(b, mask=False)]
     assert all(f is not None for f in flows)
     flows[0].annotations.comment = f"ask {EMAIL} about {OPENAI_KEY}"  # type: ignore[union-attr]
@@ -106,8 +140,10 @@ def test_no_configured_secret_in_any_export_or_code(stored: list[LLMFlow], tmp_p
             assert part not in text, f"{part!r} leaked into {name}"
     assert "[TICKET]" in outputs["markdown"] and "[REDACTED_EMAIL]" in outputs["json"]
     assert 'os.environ["OPENAI_API_KEY"]' in outputs[f"python {stored[0].id}"]
-    assert "key=" in outputs[f"curl {stored[1].id}"] and "${GEMINI_API_KEY}" in outputs[
-        f"curl {stored[1].id}"]  # fmt: skip
+    assert (
+        "key=" in outputs[f"curl {stored[1].id}"]
+        and "${GEMINI_API_KEY}" in outputs[f"curl {stored[1].id}"]
+    )
 
 
 def test_without_redaction_the_secrets_stay_and_a_warning_says_so(stored: list[LLMFlow]) -> None:
@@ -116,11 +152,16 @@ def test_without_redaction_the_secrets_stay_and_a_warning_says_so(stored: list[L
     assert TICKET in text and EMAIL in text
 
 
-def test_rules_live_in_the_config_and_can_be_switched(stored: list[LLMFlow],
-                                                       data_dir: Path) -> None:  # fmt: skip
+def test_rules_live_in_the_config_and_can_be_switched(
+    stored: list[LLMFlow], data_dir: Path
+) -> None:
     saved = json.loads((data_dir / "config.json").read_text())["redaction_rules"]
-    assert {"name": "ticket", "pattern": r"TICKET-\d{6}", "replacement": "[TICKET]",
-            "enabled": True} in saved  # fmt: skip
+    assert {
+        "name": "ticket",
+        "pattern": r"TICKET-\d{6}",
+        "replacement": "[TICKET]",
+        "enabled": True,
+    } in saved
     assert ConfigManager(data_dir).redaction_rules == saved, "read back by a new process"
     rules = fb.redaction.rules()
     assert {"openai_key", "bearer_token", "ticket", "email"} <= set(rules["name"])
