@@ -83,9 +83,7 @@ def _from_ids(
         raise KeyError(f"no flow with id {shown} (fb.flows() lists the ids)")
     if frame is None:
         if given and len(given) == len(unique):
-            from flowbook.store.summary import frame_from_rows, summary_row
-
-            frame = frame_from_rows([summary_row(given[i]) for i in unique])
+            frame = source.summary_frame([given[i] for i in unique])
         else:
             df = source.query(None, include_history=True)
             frame = df[df["id"].isin(unique)]

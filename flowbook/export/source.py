@@ -45,6 +45,13 @@ def iter_flows(ids: Iterable[str]) -> Iterator[LLMFlow]:
             yield flow
 
 
+def summary_frame(flows: list[LLMFlow]) -> pd.DataFrame:
+    """Summary rows (the ``fb.flows()`` columns) for flows that are not in the store."""
+    from flowbook.store.summary import frame_from_rows, summary_row
+
+    return frame_from_rows([summary_row(f) for f in flows])
+
+
 def data_dir() -> Path:
     """The current data dir."""
     from flowbook import api
