@@ -100,13 +100,13 @@ def test_hostile_text_round_trips_through_every_format(text: str, tmp_path: Path
     def out(fmt: str) -> str:
         return str(export([flow], fmt, rules=NO_TEXT_RULES))
 
-    back = list(har_import.read(json.loads(out("har"))))[0]
+    back = next(iter(har_import.read(json.loads(out("har")))))
     assert back.response.text == text and back.request.messages[0].text == text  # type: ignore[union-attr]
     for fmt in ("json", "jsonl"):
         path = export([flow], fmt, tmp_path / f"f.{fmt}", rules=NO_TEXT_RULES)
         assert read_flows(path)[0].to_dict() == flow.to_dict()
     mitm = export([flow], "mitmproxy", rules=NO_TEXT_RULES)
-    again = list(mitmproxy_io.read(io.BytesIO(mitm)))[0]  # type: ignore[arg-type]
+    again = next(iter(mitmproxy_io.read(io.BytesIO(mitm))))  # type: ignore[arg-type]
     assert again.response.text == text  # type: ignore[union-attr]
     blocks = fenced_blocks(out("markdown"))
 
