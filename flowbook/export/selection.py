@@ -77,15 +77,16 @@ def _from_ids(
     given = given or {}
     seen: set[str] = set()
     unique = [i for i in ids if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
-    missing = [i for i in unique if i not in given and source.get_flow(i) is None]
+    if given and len(given) == len(unique):  # flows handed over directly: no store needed
+        frame = source.summary_frame([given[i] for i in unique]) if frame is None else frame
+        return Selection(unique, frame, given)
+    known = source.query(None, include_history=True)
+    stored = set(known["id"])
+    missing = [i for i in unique if i not in given and i not in stored]
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise KeyError(f"no flow with id {shown} (fb.flows() lists the ids)")
     if frame is None:
-        if given and len(given) == len(unique):
-            frame = source.summary_frame([given[i] for i in unique])
-        else:
-            df = source.query(None, include_history=True)
-            frame = df[df["id"].isin(unique)]
-            frame = frame.set_index("id").reindex(unique).reset_index()
+        frame = known[known["id"].isin(unique)]
+        frame = frame.set_index("id").reindex(unique).reset_index()
     return Selection(unique, frame, given)
