@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from flowbook.export import source
 from flowbook.export.prepare import ExportOptions, prepare
 from flowbook.export.progress import Progress
 from flowbook.export.selection import Selection, resolve
@@ -56,7 +57,10 @@ def export(
             raise ValueError("Parquet export writes a directory: pass path=, e.g. 'flows-parquet/'")
         from flowbook.export.tabular import write_parquet
 
-        get = {f.id: f for f in _prepared(sel, opts, Progress(0, "", enabled=False))}.get
+        def get(flow_id: str) -> LLMFlow | None:  # one flow at a time, prepared on demand
+            flow = sel.given.get(flow_id) or source.get_flow(flow_id)
+            return prepare(flow, opts) if flow is not None else None
+
         return write_parquet(sel.frame, target, rules_used, get,
                              include_request_body or include_response_body)  # fmt: skip
     bar = Progress(len(sel), f"export {fmt}", enabled=progress if target is not None else False)

@@ -150,6 +150,14 @@ def test_curl_and_python_repeat_the_call(name: str, proxy_url: str, tmp_path: Pa
     no_literal_secret(curl)
     (tmp_path / "call.sh").write_text(curl)
     check_output(flow, run(["sh", "call.sh"], tmp_path), streamed_text=False)
+    if stream and shutil.which("jq"):
+        # The comment's pipeline turns curl's raw events into the text alone.
+        marker = "# text only: append  "
+        lines = curl.split("\n")  # not splitlines(): the prompt holds U+2028
+        pipe = next(ln for ln in lines if ln.startswith(marker))[len(marker) :]
+        command = "\n".join(ln for ln in lines if not ln.startswith("#")).rstrip("\n")
+        (tmp_path / "text.sh").write_text(command + " " + pipe + "\n")
+        assert run(["sh", "text.sh"], tmp_path).decode() == flow.response.text  # type: ignore[union-attr]
 
     py = fb.generate_code(flow.id, "python")
     no_literal_secret(py)

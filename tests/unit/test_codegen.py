@@ -102,8 +102,8 @@ def chat_flow(content: str, extra: Any = None, *, stream: bool = False) -> LLMFl
 
 
 def curl_body(code: str) -> str:
-    lines = [ln for ln in code.splitlines(keepends=True) if not ln.startswith("#")]
-    args = shlex.split("".join(lines).replace("\\\n", " "))
+    lines = [ln for ln in code.split("\n") if not ln.startswith("#")]  # U+2028 is no break
+    args = shlex.split("\n".join(lines).replace("\\\n", " "))
     return args[args.index("--data-binary") + 1]
 
 

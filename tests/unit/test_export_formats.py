@@ -45,7 +45,7 @@ def test_json_formats_are_lossless(stored: list[LLMFlow], fmt: str, tmp_path: Pa
     text = fb.export(None, fmt)
     assert isinstance(text, str)
     if fmt == "jsonl":
-        lines = text.splitlines()
+        lines = text.split("\n")[:-1]
         assert len(lines) == len(stored) and text.endswith("\n")
     else:
         assert [d["id"] for d in json.loads(text)] == [f.id for f in stored]

@@ -5,6 +5,16 @@ from __future__ import annotations
 from flowbook.export.codegen import quote
 from flowbook.export.codegen.common import CodeRequest, Segment, _merge
 
+JQ = {
+    "openai_chat": ".choices[0].delta.content // empty",
+    "openai_responses": 'select(.type == "response.output_text.delta") | .delta',
+    "anthropic": 'select(.type == "content_block_delta" and .delta.type == "text_delta") '
+    "| .delta.text",
+    "gemini": ".candidates[0].content.parts[]? | select(.thought | not) | .text // empty",
+    "ollama_chat": ".message.content // empty",
+    "ollama_generate": ".response // empty",
+}
+
 
 def _word(segs: list[Segment]) -> str:
     # Adjacent quoted pieces form one shell word: 'Bearer '"$OPENAI_API_KEY"
@@ -32,6 +42,9 @@ def generate(cr: CodeRequest, comments: list[str]) -> str:
             line = f"{line} {a}" if line else a
     parts.append(line)
     cmd = " \\\n  ".join(parts)
-    if cr.stream and cr.style != "raw":
-        cmd += "\n# the stream's events print as they arrive (pipe through jq to pick out the text)"
+    if cr.stream and cr.style in JQ:
+        # curl prints the raw events as they arrive; this pipeline keeps only the text.
+        pick = "sed -un 's/^data: //p' | " if not cr.style.startswith("ollama") else ""
+        cmd += (f"\n# text only: append  | {pick}grep --line-buffered -v '^\\[DONE\\]$' | "
+                f"jq -j --unbuffered {quote.sh(JQ[cr.style])}")
     return "\n".join([*lines, cmd]) + "\n"
