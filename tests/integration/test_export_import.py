@@ -228,3 +228,23 @@ def test_flowmon_export_and_the_flowbook_command(
         env=env,
     )
     assert r.returncode == 2 and "unknown export format" in r.stderr
+
+
+def test_mitmdump_reads_a_flowbook_written_flow_file(data_dir: Path, tmp_path: Path) -> None:
+    """The real mitmdump process reads the file flowbook writes (what mitmweb -r does too)."""
+    from flowbook.export import source
+    from tests.helpers.export_flows import fixture_flows
+
+    flows = fixture_flows()[:4]
+    source.add_flows(flows)
+    path = fb.export([f.id for f in flows], "mitmproxy", tmp_path / "flowbook.mitm")
+    r = subprocess.run(
+        [str(MITMDUMP), "-n", "-r", str(path), "--set", "flow_detail=1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    for flow in flows:
+        assert flow.request.path.split("?")[0] in r.stdout
+    assert r.stdout.count("POST") == len(flows)

@@ -191,3 +191,24 @@ def test_not_a_har_says_what_is_wrong(tmp_path: Path) -> None:
     bad.write_text("hello")
     with pytest.raises(ValueError, match="unknown format"):
         fb.load(bad)
+
+
+def test_an_entry_without_a_response_becomes_an_error_flow() -> None:
+    entry = har.entry(fixture_flows()[0])
+    entry["response"] = {
+        "status": 0,
+        "statusText": "",
+        "httpVersion": "",
+        "cookies": [],
+        "headers": [],
+        "content": {"size": 0, "mimeType": "x-unknown"},
+        "redirectURL": "",
+        "headersSize": -1,
+        "bodySize": -1,
+        "_error": "net::ERR_CONNECTION_RESET",
+    }
+    del entry["_llm"]
+    (flow,) = har_import.read({"log": {"entries": [entry]}})
+    assert flow.state == "error" and flow.response is None
+    assert flow.error is not None and flow.error.message == "net::ERR_CONNECTION_RESET"
+    assert flow.request.messages, "the request is still parsed"
