@@ -212,3 +212,19 @@ def test_an_entry_without_a_response_becomes_an_error_flow() -> None:
     assert flow.state == "error" and flow.response is None
     assert flow.error is not None and flow.error.message == "net::ERR_CONNECTION_RESET"
     assert flow.request.messages, "the request is still parsed"
+
+
+def test_binary_event_streams_travel_as_base64() -> None:
+    from flowbook.export.builder import build_flow
+    from tests.helpers.export_flows import exchange_for
+
+    flow = build_flow(
+        exchange_for("bedrock/converse-stream-claude-reasoning.cassette.yaml", 0, 1e9)
+    )
+    assert flow is not None and flow.response is not None and flow.response.text
+    e = har.entry(flow)
+    assert e["response"]["content"]["encoding"] == "base64"
+    (back,) = har_import.read({"log": {"entries": [e]}})
+    assert back.response is not None and back.response.body == flow.response.body
+    assert back.response.text == flow.response.text
+    assert back.response.thinking == flow.response.thinking

@@ -48,6 +48,7 @@ _ENV_BY_PROVIDER = {
     "bedrock": "AWS_BEARER_TOKEN_BEDROCK",
     "openai_compatible": "API_KEY",
 }
+_SIGV4_HEADERS = frozenset({"x-amz-date", "x-amz-content-sha256", "x-amz-security-token"})
 _KEY_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 SDK_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini"}
 
@@ -105,6 +106,8 @@ def stream_style(provider: str, api: str) -> str:
 
 def _secret_value(name: str, value: str, var: str, rules: RedactionRules) -> list[Segment]:
     n = name.lower()
+    if n == "authorization" and value.startswith("AWS4-"):
+        return [("lit", "Bearer "), ("env", var)]  # a Bedrock API key instead of SigV4
     if n in ("authorization", "proxy-authorization"):
         scheme, sep, _ = value.partition(" ")
         if sep and scheme.isalpha() and not value.startswith("AWS4-"):
@@ -155,9 +158,14 @@ def code_request(flow: LLMFlow, rules: RedactionRules | None = None) -> CodeRequ
     url = req.url or f"http://{req.host or 'localhost'}{req.path}"
     headers: list[tuple[str, list[Segment]]] = []
     env_vars: list[str] = []
+    sigv4 = any(
+        k.lower() == "authorization" and v.startswith("AWS4-") for k, v in req.headers.items()
+    )
     for name, value in req.headers.items():
         n = name.lower()
         if n in _SKIP_HEADERS or n.startswith(":"):
+            continue
+        if sigv4 and n in _SIGV4_HEADERS:  # parts of the old signature, useless without it
             continue
         if r._is_secret_header(n):
             segs = _secret_value(n, value, var, r)
@@ -232,8 +240,10 @@ def comment_lines(flow: LLMFlow, cr: CodeRequest) -> list[str]:
     ]
     if cr.env_vars:
         lines.append("Needs environment variables: " + ", ".join(cr.env_vars))
-    if cr.stream:
+    if cr.stream and cr.style != "raw":
         lines.append("Streams the response and prints the text as it arrives.")
+    elif cr.stream:
+        lines.append("Streams the response and writes its raw bytes as they arrive.")
     lines += cr.notes
     # A comment never contains a line break, and nothing that could end a block comment.
     return [re.sub(r"[\r\n\u2028\u2029]+", " ", ln).replace("*/", "* /") for ln in lines]
