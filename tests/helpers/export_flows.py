@@ -3,6 +3,8 @@ tests/fixtures/real through flowbook's own import builder (deterministic times a
 
 from __future__ import annotations
 
+import hashlib
+
 from flowbook.export.builder import Exchange, build_flow
 from flowbook.model import LLMFlow
 from tests.helpers.fixtures import load_cassette
@@ -37,7 +39,7 @@ def exchange_for(relative: str, index: int, t: float) -> Exchange:
         request_sent=t + 0.002,
         first_byte=t + 0.350,
         completed=t + 1.250,
-        flow_id=f"{abs(hash((relative, index))) % (16**16):016x}",
+        flow_id=hashlib.sha256(f"{relative}#{index}".encode()).hexdigest()[:16],
     )
 
 
