@@ -5,6 +5,8 @@
 %flowmon flows [FILTER]            the flows DataFrame (filtered)
 %flowmon table [FILTER]            the live flow table widget
 %flowmon show ID                   one flow in the detail widget
+%flowmon export FORMAT PATH [--filter EXPR] [--history] [--no-redact]
+                                   har | markdown | json | jsonl | csv | parquet | mitmproxy
 %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
 %flowmon intercept off | status
 %flowmon run CMD [ARGS]...         run a program with its LLM calls captured (starts a capture
@@ -36,6 +38,16 @@ def _start_parser() -> _Parser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--mode", action="append", default=None)
     p.add_argument("--data-dir", default=None)
+    return p
+
+
+def _export_parser() -> _Parser:
+    p = _Parser(prog="%flowmon export", add_help=False)
+    p.add_argument("format")
+    p.add_argument("path")
+    p.add_argument("--filter", default=None)
+    p.add_argument("--history", action="store_true")
+    p.add_argument("--no-redact", action="store_true")
     return p
 
 
@@ -76,6 +88,14 @@ def run_line(line: str) -> Any:
             raise MagicUsageError("%flowmon run needs a command, e.g. %flowmon run python agent.py")
         mon = fb.monitor() or fb.start(port=0)
         return mon.run(rest)
+    if cmd == "export":
+        a = _export_parser().parse_args(rest)
+        try:
+            path = fb.export(a.filter, a.format, a.path, include_history=a.history,
+                             redact_sensitive=not a.no_redact)  # fmt: skip
+        except (ValueError, KeyError) as exc:
+            raise MagicUsageError(f"%flowmon export: {exc}") from None
+        return f"exported to {path!s}"
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 
