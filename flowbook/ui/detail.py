@@ -10,6 +10,7 @@ the output carries the flow's static HTML summary instead.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import anywidget
@@ -96,11 +97,19 @@ class FlowDetail(anywidget.AnyWidget):
     ) -> None:
         if self.flow_id not in added and self.flow_id not in updated:
             return
+        self._refresh_live()
+
+    def _refresh_live(self, attempt: int = 0) -> None:
         try:
             self.refresh()
         except RuntimeError:
             # The recorder may grow a live flow's dicts while we read them ("changed size during
-            # iteration"); the next change notice refreshes again.
+            # iteration"). Try again shortly: when this was the flow's last change, no further
+            # notice would come.
+            if attempt < 20:
+                timer = threading.Timer(0.1, self._refresh_live, args=(attempt + 1,))
+                timer.daemon = True
+                timer.start()
             return
         if self._flow.state.is_final and self._unwatch is not None:
             self._unwatch()
