@@ -141,7 +141,7 @@ def load(path: str | Path) -> list[str]:
 
     Every LLM call in the file is detected and rebuilt like live traffic (streams included);
     other requests are skipped; flows already stored are not added twice."""
-    from flowbook.export.importer import load as _load
+    from flowbook.io.importer import load as _load
 
     return _load(path)
 
@@ -167,7 +167,7 @@ def export(
     stream to disk with a progress bar) and returns it as a Path. Secrets are masked with
     ``fb.redaction``'s rules unless ``redact_sensitive=False`` (which warns).
     """
-    from flowbook.export.exporter import export as _export
+    from flowbook.io.exporter import export as _export
 
     return _export(
         selection,
@@ -191,7 +191,7 @@ def generate_code(
     official OpenAI/Anthropic/Gemini SDK), ``typescript`` (fetch), ``go`` (net/http) or ``rust``
     (reqwest). Secrets become environment variables (``OPENAI_API_KEY`` …), never literals; a
     streamed call streams and prints the text as it arrives."""
-    from flowbook.export.codegen import generate
+    from flowbook.io.codegen import generate
 
     return generate(flow_id, format, include_comments=include_comments, sdk=sdk)
 
@@ -240,7 +240,7 @@ def export_parquet(
     """Write the summary of every stored flow (matching ``filter``) as Parquet, partitioned by
     day (``date=YYYY-MM-DD/``), for DuckDB, Spark or Dask. ``include_bodies`` adds request and
     response text."""
-    from flowbook.export.parquet import export_parquet as _export
+    from flowbook.io.parquet import export_parquet as _export
 
     df = flows(filter, include_history=True)
     return _export(

@@ -26,13 +26,13 @@ __all__ = ["add", "current", "disable", "enable", "preview", "remove", "reset", 
 
 
 def _entries() -> list[dict[str, Any]]:
-    from flowbook.export import source
+    from flowbook.io import source
 
     return [dict(e) for e in source.config().get("redaction_rules") or []]
 
 
 def _save(entries: list[dict[str, Any]]) -> None:
-    from flowbook.export import source
+    from flowbook.io import source
 
     source.config().set("redaction_rules", entries)
 
@@ -146,7 +146,7 @@ def preview(flow: str | LLMFlow, rules: RedactionRules | None = None) -> pd.Data
     """What an export with ``redact_sensitive=True`` would mask in one flow: a row per finding
     with ``where`` (e.g. ``request.headers.authorization``), ``rule``, ``found`` (shown as a
     fingerprint, so the preview itself leaks nothing) and ``becomes``."""
-    from flowbook.export import source
+    from flowbook.io import source
 
     if isinstance(flow, str):
         got = source.get_flow(flow)

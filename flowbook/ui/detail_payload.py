@@ -299,9 +299,9 @@ def _intercept(flow: LLMFlow) -> dict[str, Any] | None:
 
 
 def code_generator() -> Any:
-    """``flowbook.export.codegen.generate`` when this build has it, else None (no Code tab)."""
+    """``flowbook.io.codegen.generate`` when this build has it, else None (no Code tab)."""
     try:
-        from flowbook.export.codegen import generate
+        from flowbook.io.codegen import generate
     except ImportError:
         return None
     return generate
@@ -309,7 +309,7 @@ def code_generator() -> Any:
 
 def _code_formats() -> list[str]:
     try:
-        from flowbook.export.codegen import FORMATS
+        from flowbook.io.codegen import FORMATS
     except ImportError:
         return []
     return [*FORMATS, "python-sdk"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flowbook.export.builder import Exchange, build_flow
+from flowbook.io.builder import Exchange, build_flow
 from flowbook.model import LLMFlow
 from tests.helpers.fixtures import load_cassette
 

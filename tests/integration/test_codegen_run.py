@@ -23,7 +23,7 @@ from google import genai
 from google.genai import types
 
 import flowbook as fb
-from flowbook.export.builder import Exchange, build_flow
+from flowbook.io.builder import Exchange, build_flow
 from flowbook.model import LLMFlow
 from tests.helpers.flows import only_flow, wait_until_final
 

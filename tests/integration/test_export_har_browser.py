@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flowbook.export import har
+from flowbook.io import har
 from tests.helpers.export_flows import fixture_flows
 
 pytestmark = pytest.mark.integration

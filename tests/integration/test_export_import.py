@@ -231,7 +231,7 @@ def test_flowmon_export_and_the_flowbook_command(
 
 def test_mitmdump_reads_a_flowbook_written_flow_file(data_dir: Path, tmp_path: Path) -> None:
     """The real mitmdump process reads the file flowbook writes (what mitmweb -r does too)."""
-    from flowbook.export import source
+    from flowbook.io import source
     from tests.helpers.export_flows import fixture_flows
 
     flows = fixture_flows()[:4]

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowbook.export.codegen import generate, quote
-from flowbook.export.codegen.common import code_request
+from flowbook.io.codegen import generate, quote
+from flowbook.io.codegen.common import code_request
 from flowbook.model import FlowMetadata, LLMFlow, LLMRequest
 
 HOSTILE = [

@@ -13,9 +13,9 @@ from mitmproxy import http
 from mitmproxy import io as mio
 
 import flowbook as fb
-from flowbook.export import source
-from flowbook.export.importer import read_flows
-from flowbook.export.progress import Progress
+from flowbook.io import source
+from flowbook.io.importer import read_flows
+from flowbook.io.progress import Progress
 from flowbook.model import LLMFlow
 from tests.helpers.export_flows import fixture_flows
 
@@ -140,9 +140,8 @@ def test_progress_line_on_a_terminal() -> None:
 
 
 def test_markdown_report_matches_the_reviewed_snapshot(flows: list[LLMFlow]) -> None:
+    from flowbook.io.markdown import write_markdown
     from flowbook.schema import frame_from_rows, summary_row
-
-    from flowbook.export.markdown import write_markdown
 
     picked = [f for f in flows if f.id.startswith(("0001", "0002", "0005", "0006", "0010"))]
     out = io.StringIO()

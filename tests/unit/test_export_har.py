@@ -12,7 +12,7 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
 import flowbook as fb
-from flowbook.export import har, har_import, source
+from flowbook.io import har, har_import, source
 from flowbook.model import LLMFlow
 from tests.helpers.export_flows import fixture_flows
 
@@ -215,7 +215,7 @@ def test_an_entry_without_a_response_becomes_an_error_flow() -> None:
 
 
 def test_binary_event_streams_travel_as_base64() -> None:
-    from flowbook.export.builder import build_flow
+    from flowbook.io.builder import build_flow
     from tests.helpers.export_flows import exchange_for
 
     flow = build_flow(

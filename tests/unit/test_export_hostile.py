@@ -12,10 +12,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowbook.export import har_import, mitmproxy_io
-from flowbook.export.builder import Exchange, build_flow
-from flowbook.export.exporter import export
-from flowbook.export.importer import read_flows
+from flowbook.io import har_import, mitmproxy_io
+from flowbook.io.builder import Exchange, build_flow
+from flowbook.io.exporter import export
+from flowbook.io.importer import read_flows
 from flowbook.model import LLMFlow
 from flowbook.redact import RedactionRules
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from flowbook.settings import ConfigError, ConfigManager
 
 import flowbook as fb
-from flowbook.export import source
-from flowbook.export.builder import Exchange, build_flow
+from flowbook.io import source
+from flowbook.io.builder import Exchange, build_flow
 from flowbook.model import LLMFlow
+from flowbook.settings import ConfigError, ConfigManager
 
 OPENAI_KEY = "sk-proj-Zq7Secret0penAIkey0123456789abcdEF"
 GEMINI_KEY = "AIzaSyGem1niSecretKey0123456789abcdefgh"

@@ -1,6 +1,6 @@
 """The one place export, import and code generation reach flowbook's store.
 
-Everything else in ``flowbook.export`` calls these functions, so when the store's internals move
+Everything else in ``flowbook.io`` calls these functions, so when the store's internals move
 only this module changes. It reads through the public API and the current workspace's store
 façade (docs/architecture.md).
 """

@@ -8,10 +8,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flowbook.export import source
-from flowbook.export.prepare import ExportOptions, prepare
-from flowbook.export.progress import Progress
-from flowbook.export.selection import Selection, resolve
+from flowbook.io import source
+from flowbook.io.prepare import ExportOptions, prepare
+from flowbook.io.progress import Progress
+from flowbook.io.selection import Selection, resolve
 from flowbook.model import LLMFlow
 from flowbook.redact import RedactionRules
 
@@ -55,7 +55,7 @@ def export(
     if fmt == "parquet":
         if target is None:
             raise ValueError("Parquet export writes a directory: pass path=, e.g. 'flows-parquet/'")
-        from flowbook.export.tabular import write_parquet
+        from flowbook.io.tabular import write_parquet
 
         def get(flow_id: str) -> LLMFlow | None:  # one flow at a time, prepared on demand
             flow = sel.given.get(flow_id) or source.get_flow(flow_id)
@@ -67,7 +67,7 @@ def export(
     with bar:
         flows = _prepared(sel, opts, bar)
         if fmt == "mitmproxy":
-            from flowbook.export import mitmproxy_io
+            from flowbook.io import mitmproxy_io
 
             if target is None:
                 buf = io.BytesIO()
@@ -85,22 +85,22 @@ def export(
 def _text_writer(fmt: str, sel: Selection, flows: Iterable[LLMFlow],
                  rules: RedactionRules | None) -> Any:  # fmt: skip
     if fmt == "har":
-        from flowbook.export import har
+        from flowbook.io import har
 
         return lambda out: har.write(flows, out)
     if fmt == "json":
-        from flowbook.export.jsonfmt import write_json
+        from flowbook.io.jsonfmt import write_json
 
         return lambda out: write_json(flows, out)
     if fmt == "jsonl":
-        from flowbook.export.jsonfmt import write_jsonl
+        from flowbook.io.jsonfmt import write_jsonl
 
         return lambda out: write_jsonl(flows, out)
     if fmt == "markdown":
-        from flowbook.export.markdown import write_markdown
+        from flowbook.io.markdown import write_markdown
 
         return lambda out: write_markdown(flows, out, summary=sel.frame)
-    from flowbook.export.tabular import write_csv
+    from flowbook.io.tabular import write_csv
 
     def csv_writer(out: Any) -> int:
         for _ in flows:  # drives the progress bar; CSV needs only the summary rows

@@ -35,8 +35,8 @@ def write_csv(df: pd.DataFrame, out: TextIO, rules: RedactionRules | None) -> in
 
 def write_parquet(df: pd.DataFrame, path: Path, rules: RedactionRules | None,
                   flows: object | None, include_bodies: bool) -> Path:  # fmt: skip
-    """Day-partitioned Parquet (see :mod:`flowbook.export.parquet`)."""
-    from flowbook.export.parquet import export_parquet
+    """Day-partitioned Parquet (see :mod:`flowbook.io.parquet`)."""
+    from flowbook.io.parquet import export_parquet
 
     masked = _masked(df, rules)
     if "tags" in df.columns:  # Parquet keeps the list type

@@ -1,6 +1,6 @@
 """Read HAR files (browser DevTools, other tools, flowbook's own) into LLMFlows.
 
-Every entry goes through :func:`flowbook.export.builder.build_flow`, so an LLM call in a HAR is
+Every entry goes through :func:`flowbook.io.builder.build_flow`, so an LLM call in a HAR is
 detected and rebuilt exactly as live traffic is; other entries (pages, images, analytics) are
 skipped. An entry written by flowbook carries ``_llm``: its id, timestamps, metadata,
 annotations, state and each stream event's arrival offset are restored from it, so a flowbook
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from flowbook.export.builder import Exchange, build_flow
+from flowbook.io.builder import Exchange, build_flow
 from flowbook.model import (
     FlowAnnotations,
     FlowError,

@@ -6,8 +6,8 @@ serde_json = "1"
 
 from __future__ import annotations
 
-from flowbook.export.codegen import quote
-from flowbook.export.codegen.common import CodeRequest, Segment
+from flowbook.io.codegen import quote
+from flowbook.io.codegen.common import CodeRequest, Segment
 
 DELTA = {
     "openai_chat": ['event["choices"][0]["delta"]["content"].as_str().unwrap_or("").to_string()'],

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from flowbook.export import source
+from flowbook.io import source
 from flowbook.model import LLMFlow
 
 

@@ -8,8 +8,8 @@ import inspect
 from typing import Any
 from urllib.parse import urlsplit
 
-from flowbook.export.codegen import quote
-from flowbook.export.codegen.common import CodeRequest, env_var_for
+from flowbook.io.codegen import quote
+from flowbook.io.codegen.common import CodeRequest, env_var_for
 
 
 def _base(cr: CodeRequest, marker: str) -> str:

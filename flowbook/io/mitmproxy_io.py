@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from mitmproxy import connection, http, io
 from mitmproxy import flow as mflow
 
-from flowbook.export.builder import Exchange, build_flow
+from flowbook.io.builder import Exchange, build_flow
 from flowbook.model import LLMFlow
 
 FLOWBOOK_KEY = "flowbook_id"  # mitmproxy flow metadata key holding the flowbook id

@@ -32,9 +32,9 @@ def generate(
     sdk: bool = False,
 ) -> str:
     """Code that repeats ``flow``'s request (see :func:`flowbook.api.generate_code`)."""
-    from flowbook.export import source
-    from flowbook.export.codegen import curl, go, python_httpx, python_sdk, rust, typescript
-    from flowbook.export.codegen.common import code_request, comment_lines
+    from flowbook.io import source
+    from flowbook.io.codegen import curl, go, python_httpx, python_sdk, rust, typescript
+    from flowbook.io.codegen.common import code_request, comment_lines
 
     fmt = _ALIASES.get(format.strip().lower(), format.strip().lower())
     if fmt not in FORMATS:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flowbook.export.codegen import quote
-from flowbook.export.codegen.common import CodeRequest, Segment, _merge
+from flowbook.io.codegen import quote
+from flowbook.io.codegen.common import CodeRequest, Segment, _merge
 
 JQ = {
     "openai_chat": ".choices[0].delta.content // empty",

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from flowbook.export import source
+from flowbook.io import source
 from flowbook.model import LLMFlow
 
 
@@ -50,11 +50,11 @@ def read_flows(path: str | Path, fmt: str | None = None) -> list[LLMFlow]:
         raise FileNotFoundError(f"no such file: {p}")
     fmt = fmt or detect_format(p)
     if fmt == "har":
-        from flowbook.export import har_import
+        from flowbook.io import har_import
 
         return list(har_import.read(json.loads(p.read_text("utf-8-sig"))))
     if fmt == "mitmproxy":
-        from flowbook.export import mitmproxy_io
+        from flowbook.io import mitmproxy_io
 
         with open(p, "rb") as f:
             try:

@@ -4,7 +4,7 @@ Field names are the spec's (``redirectURL``, ``serverIPAddress`` — the referen
 wrong). A streamed response's body is the bytes the client received (``content.text``: the SSE
 text, or base64 for binary AWS event streams); what flowbook rebuilt from it and each event with
 its arrival offset go in the entry's ``_llm`` object, which browsers ignore and
-:mod:`flowbook.export.har_import` reads back.
+:mod:`flowbook.io.har_import` reads back.
 
 Timings: ``send`` is the time from the request reaching flowbook to it leaving for the upstream
 (interception holds included), ``wait`` the time to the first response byte, ``receive`` the
