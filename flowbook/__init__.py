@@ -20,6 +20,8 @@ _API = {
     "export_parquet", "flow_store", "config",
     # interception
     "intercept", "intercept_panel",
+    # sessions, correlation, cost and latency analysis, alerts
+    "sessions", "session", "related", "slowest", "cost", "projection", "rate", "alerts",
 }  # fmt: skip
 
 

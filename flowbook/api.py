@@ -19,12 +19,19 @@ if TYPE_CHECKING:
     from flowbook.workspace import Workspace
 
 __all__ = [
+    "alerts",
     "bookmark",
     "comment",
+    "cost",
     "flows",
     "get_flow",
     "load",
     "monitor",
+    "projection",
+    "rate",
+    "related",
+    "session",
+    "slowest",
     "start",
     "status",
     "stop",
@@ -153,11 +160,95 @@ def stats(
     *,
     include_history: bool = False,
 ) -> pd.DataFrame:
-    """One row per group (``by`` a column name, a list of them, or None for one overall row):
-    count, success/error rate, latency and TTFT percentiles, tokens, cost, estimated share."""
+    """One row per group (``by`` a column name, a list of them, ``"hour"``/``"day"``, or None
+    for one overall row): count, success/error rate, latency and TTFT percentiles, tokens, cost,
+    estimated share, queueing vs generation time, throughput, errors by type, request rates
+    (``flowbook.analysis.stats``). ``by="session"`` counts a flow in each of its sessions."""
     from flowbook.analysis.stats import stats as _stats
 
     return _stats(flows(filter, include_history=include_history), by=by)
+
+
+def session(name: str) -> Any:
+    """``with fb.session("name"):`` puts every flow captured inside the block (by this process's
+    proxy or by another process capturing into the same data dir) into session ``name``,
+    created if needed. Sessions can nest; a flow joins every open one."""
+    return _sessions().capture_into(name)
+
+
+def _sessions() -> Any:
+    from flowbook.sessions.manage import Sessions
+
+    def parts() -> Any:
+        ws = _ws()
+        return ws.store, ws.sessions
+
+    return Sessions(parts)
+
+
+def related(flow_id: str) -> pd.DataFrame:
+    """Flows related to one flow, with a ``relation`` column: ``thread`` (the same
+    conversation), ``tool_chain`` (tool results answering tool calls), ``retry`` (the same
+    request repeated after a failure), ``same_prompt`` (the same conversation to another model);
+    ``detail`` says how."""
+    from flowbook.sessions.related import related as _related
+
+    ws = _ws()
+    ws.runtime.recorder.wait_idle(5.0)
+    return _related(ws.store, ws.sessions, flow_id)
+
+
+def slowest(n: int = 10, filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The ``n`` slowest flows (matching ``filter``) with what made each slow (``cause``: long
+    TTFT, long generation or big prompt; ``detail``) and ``outlier`` against the model's own
+    latency distribution."""
+    from flowbook.analysis.latency import slowest as _slowest
+
+    return _slowest(flows(filter, include_history=include_history), n)
+
+
+def cost(
+    by: str | list[str] | None = "session",
+    filter: str | None = None,
+    *,
+    include_history: bool = False,
+) -> pd.DataFrame:
+    """Cost per ``session`` (a flow counts in each of its sessions), ``thread_id``, ``day``,
+    ``hour``, ``model`` or any column: cost, tokens, what prompt caching saved (cache reads at
+    the input rate minus their real price) and what cache writes cost. Price overrides apply."""
+    from flowbook.analysis.cost import cost_by
+
+    return cost_by(flows(filter, include_history=include_history), by)
+
+
+def projection(filter: str | None = None, *, include_history: bool = False) -> pd.Series:
+    """Cost, requests and tokens per hour, day and 30-day month at the rate of
+    ``fb.stats(by="hour")`` over the observed span."""
+    from flowbook.analysis.cost import projection as _projection
+
+    return _projection(stats(by="hour", filter=filter, include_history=include_history))
+
+
+def rate(
+    window: str = "60s",
+    by: str | None = None,
+    filter: str | None = None,
+    *,
+    include_history: bool = False,
+) -> pd.DataFrame:
+    """Requests per minute over a sliding ``window`` (e.g. ``"60s"``, ``"5min"``), at each
+    request, optionally per ``by`` column."""
+    from flowbook.analysis.stats import request_rate
+
+    return request_rate(flows(filter, include_history=include_history), window, by)
+
+
+def alerts(filter: str | None = None, *, include_history: bool = False) -> pd.DataFrame:
+    """Flows a threshold marked (``has:alert``; the ``alert`` column says which: latency,
+    tokens, cost, error). Thresholds: ``fb.config.alert_latency_s``, ``alert_tokens``,
+    ``alert_cost_usd``, ``alert_on_error``."""
+    expr = "has:alert" if not filter else f"has:alert AND ({filter})"
+    return flows(expr, include_history=include_history)
 
 
 def quick_filters() -> Any:
@@ -205,6 +296,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("flowbook.intercept")
+    if name == "sessions":
+        return _sessions()
     raise AttributeError(f"module 'flowbook.api' has no attribute {name!r}")
 
 

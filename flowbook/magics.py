@@ -6,6 +6,8 @@
 %flowmon show ID                   one flow
 %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
 %flowmon intercept off | status
+%flowmon session NAME              new flows go into session NAME (until %flowmon session off)
+%flowmon session off | list        stop putting flows into sessions | list the sessions
 %flowmon                           status and the latest flows
 """
 
@@ -61,6 +63,8 @@ def run_line(line: str) -> Any:
         if len(rest) != 1:
             raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
         return fb.get_flow(rest[0])
+    if cmd == "session":
+        return _session(rest)
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 
@@ -69,6 +73,27 @@ def run_line(line: str) -> Any:
         except ValueError as exc:
             raise MagicUsageError(str(exc)) from None
     raise MagicUsageError(f"%flowmon: unknown command {cmd!r}.\n{USAGE}")
+
+
+def _session(rest: list[str]) -> Any:
+    from flowbook import api as fb
+
+    sessions = fb._sessions()
+    if len(rest) != 1:
+        raise MagicUsageError(
+            "%flowmon session takes one name (or off, or list), e.g. %flowmon session refactor"
+        )
+    word = rest[0]
+    if word == "list":
+        return sessions.list()
+    closed = sessions.close()  # one open session at a time from the magic
+    if word == "off":
+        return f"flows no longer go into {', '.join(closed)}" if closed else "no session was open"
+    try:
+        sessions.open(word)
+    except ValueError as exc:
+        raise MagicUsageError(f"%flowmon session: {exc}") from None
+    return f"new flows go into session {word!r} (%flowmon session off to stop)"
 
 
 def _overview() -> Any:

@@ -1,0 +1,446 @@
+"""The store-side tracker: every flow that reaches the store is placed in sessions and linked.
+
+The store calls ``on_put(flow, first, completed)`` for every ``put`` (the recorder's, and each
+imported flow's), on the thread that put it. On first sight (the request is parsed) the tracker
+
+* adds the flow to every session opened with ``fb.session(name)`` / ``%flowmon session NAME``
+  (in this process or another one on the same data dir: the open contexts are rows in the
+  sessions file, so a detached capture honours them too);
+* links it: thread parent, turn and thread id, the tool calls its tool results answer, the failed
+  call it retries (``flowbook.analysis.correlation`` says how);
+* places it in a detected session (``auto_sessions``): the session of the conversation it
+  continues; else the session of the same client identity if that one saw a flow less than
+  ``auto_session_idle_minutes`` ago; else a new one. The reason is kept for ``explain``.
+
+On completion it records the answer (for later threads and tool chains), whether it failed, and
+its alerts, and queues a notification for a new alert. Nothing here may break capture: errors are
+kept in ``errors`` and the flow goes on.
+
+``enrich(df)`` fills the summary frame's ``session`` (every session of a flow, comma-joined),
+``thread_id``, ``turn``, ``parent_id`` and ``alert`` columns, and re-prices rows whose model has
+a price override.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flowbook.analysis import correlation as corr
+from flowbook.analysis.alerts import Thresholds, describe, frame_alerts, row_alerts
+from flowbook.model import LLMFlow, Usage
+from flowbook.sessions.db import SessionDB
+
+Getter = Callable[[str], Any]
+DEFAULTS: dict[str, Any] = {
+    "auto_sessions": True,
+    "auto_session_idle_minutes": 30.0,
+    "alert_latency_s": 5.0,
+    "alert_tokens": 10_000,
+    "alert_cost_usd": 1.0,
+    "alert_on_error": True,
+    "notification_enabled": True,
+    "price_overrides": {},
+}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def slug(text: str) -> str:
+    """A session-name-safe form of a client name (letters, digits, dashes)."""
+    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return s[:40] or "client"
+
+
+class SessionTracker:
+    """Sessions and correlation of one data dir, kept in ``sessions.sqlite``."""
+
+    def __init__(self, data_dir: Path, settings: Getter | None = None) -> None:
+        self.db = SessionDB(data_dir)
+        self._get: Getter = settings or DEFAULTS.__getitem__
+        self.errors: list[str] = []
+        self.notifications: list[str] = []
+        self.on_notify: list[Callable[[str], None]] = []
+        self.on_membership: list[Callable[[set[str]], None]] = []
+        self._lock = threading.RLock()
+        # flow id -> sessions (comma-joined) and (thread_id, turn, parent_id), for enrich().
+        self._sessions: dict[str, str] = {}
+        self._links: dict[str, tuple[str | None, int | None, str | None]] = {}
+        self.reload()
+
+    def setting(self, name: str) -> Any:
+        """A setting's current value (defaults when no configuration is attached)."""
+        try:
+            return self._get(name)
+        except (KeyError, AttributeError, ValueError):
+            return DEFAULTS[name]
+
+    def reload(self) -> None:
+        """Re-read the enrich caches from the file (after another process changed it)."""
+        members: dict[str, list[str]] = {}
+        for r in self.db.rows("SELECT flow_id, session FROM members ORDER BY rowid"):
+            members.setdefault(r["flow_id"], []).append(r["session"])
+        links = {
+            r["flow_id"]: (r["thread_id"], r["turn"], r["parent_id"])
+            for r in self.db.rows("SELECT flow_id, thread_id, turn, parent_id FROM facts")
+        }
+        with self._lock:
+            self._sessions = {k: ",".join(v) for k, v in members.items()}
+            self._links = links
+
+    def refresh_members(self, flow_ids: set[str]) -> None:
+        """Re-read the memberships of these flows (after an edit) and tell listeners."""
+        if not flow_ids:
+            return
+        marks = ",".join("?" * len(flow_ids))
+        found: dict[str, list[str]] = {f: [] for f in flow_ids}
+        for r in self.db.rows(
+            f"SELECT flow_id, session FROM members WHERE flow_id IN ({marks}) ORDER BY rowid",
+            sorted(flow_ids),
+        ):
+            found[r["flow_id"]].append(r["session"])
+        with self._lock:
+            for f, names in found.items():
+                self._sessions[f] = ",".join(names)
+        for cb in list(self.on_membership):
+            try:
+                cb(set(flow_ids))
+            except Exception:
+                self.errors.append(traceback.format_exc())
+
+    # ---- the store's hook --------------------------------------------------------------------
+
+    def on_put(self, flow: LLMFlow, first: bool, completed: bool) -> None:
+        """Called by the store for every put; never raises."""
+        try:
+            if first or self._missing(flow.id):
+                self._first_sight(flow)
+            if completed:
+                self._completed(flow)
+        except Exception:
+            self.errors.append(traceback.format_exc())
+
+    def _missing(self, flow_id: str) -> bool:
+        return flow_id not in self._links
+
+    def active_sessions(self) -> list[str]:
+        """Sessions opened with ``fb.session(...)`` in a live process (stale rows are dropped)."""
+        rows = self.db.rows("SELECT name, pid, token FROM active")
+        alive, stale = [], []
+        for r in rows:
+            (alive if _pid_alive(int(r["pid"])) else stale).append(r)
+        if stale:
+            with self.db.tx() as c:
+                c.executemany("DELETE FROM active WHERE token=?", [(r["token"],) for r in stale])
+        return list(dict.fromkeys(r["name"] for r in alive))
+
+    def _first_sight(self, flow: LLMFlow) -> None:
+        facts = corr.request_facts(flow)
+        created = flow.timestamps.created
+        ident = corr.identity(flow)
+        parent, thread_id, turn, prefix_len = self._find_parent(flow, facts)
+        retry_of = self._find_retry(flow.id, facts.request_hash, created)
+        context = self.active_sessions()
+        with self.db.tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO facts (flow_id, created, conversation, request_hash, "
+                "prompt_hash, model, thread_id, turn, parent_id, retry_of, identity) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    flow.id,
+                    created,
+                    facts.conversation,
+                    facts.request_hash,
+                    facts.prompt_hash,
+                    flow.model,
+                    thread_id,
+                    turn,
+                    parent,
+                    retry_of,
+                    ident.key_text,
+                ),
+            )
+            self._link_tool_results(c, flow.id, parent, facts, prefix_len)
+            for name in context:
+                self._ensure_session(c, name, "manual", created)
+                c.execute(
+                    "INSERT OR IGNORE INTO members (session, flow_id, how, reason) "
+                    "VALUES (?,?,?,?)",
+                    (name, flow.id, "context", f"captured inside fb.session({name!r})"),
+                )
+            if self.setting("auto_sessions") and flow.request.messages:
+                self._auto_assign(c, flow, ident, parent, created)
+        with self._lock:
+            self._links[flow.id] = (thread_id, turn, parent)
+        self.refresh_members({flow.id})
+
+    def _find_parent(
+        self, flow: LLMFlow, facts: corr.RequestFacts
+    ) -> tuple[str | None, str, int, int]:
+        """(parent id, thread id, turn, length of the prefix the parent's request covered)."""
+        msgs = flow.request.messages
+        for i in range(len(msgs) - 1, 0, -1):
+            if msgs[i].role != "assistant":
+                continue
+            rows = self.db.rows(
+                "SELECT flow_id, answer_sig, failed, thread_id, turn, created FROM facts "
+                "WHERE conversation=? AND flow_id<>? AND created<=? ORDER BY created DESC",
+                (facts.prefixes[i], flow.id, flow.timestamps.created),
+            )
+            if not rows:
+                continue
+            sig = corr.message_sig(msgs[i])
+
+            def rank(r: Any, sig: str = sig) -> tuple[int, int, float]:
+                return (int(r["answer_sig"] == sig), int(not r["failed"]), r["created"] or 0.0)
+
+            best = max(rows, key=rank)
+            return best["flow_id"], best["thread_id"] or best["flow_id"], (best["turn"] or 1) + 1, i
+        return None, flow.id, 1, 0
+
+    def _find_retry(self, flow_id: str, request_hash: str, created: float) -> str | None:
+        row = self.db.one(
+            "SELECT flow_id FROM facts WHERE request_hash=? AND failed=1 AND flow_id<>? "
+            "AND created<=? ORDER BY created DESC LIMIT 1",
+            (request_hash, flow_id, created),
+        )
+        return row["flow_id"] if row else None
+
+    def _link_tool_results(
+        self, c: Any, flow_id: str, parent: str | None, facts: corr.RequestFacts, prefix_len: int
+    ) -> None:
+        # Only results after what the parent already sent are new answers; resent ones are not.
+        c.execute("DELETE FROM chains WHERE flow_id=?", (flow_id,))
+        for ref in facts.results:
+            if ref.message_index < prefix_len:
+                continue
+            answers, how = None, ""
+            if ref.call_id:
+                row = c.execute(
+                    "SELECT flow_id FROM tool_calls WHERE call_id=? AND flow_id<>? "
+                    "ORDER BY rowid DESC LIMIT 1",
+                    (ref.call_id, flow_id),
+                ).fetchone()
+                if row:
+                    answers, how = row[0], "id"
+            if answers is None and parent is not None and ref.name:
+                row = c.execute(
+                    "SELECT flow_id FROM tool_calls WHERE flow_id=? AND name=? LIMIT 1",
+                    (parent, ref.name),
+                ).fetchone()
+                if row:
+                    answers, how = row[0], "name"
+            if answers is not None:
+                c.execute(
+                    "INSERT INTO chains (flow_id, answers, call_id, name, matched_by) "
+                    "VALUES (?,?,?,?,?)",
+                    (flow_id, answers, ref.call_id, ref.name, how),
+                )
+
+    @staticmethod
+    def _ensure_session(c: Any, name: str, kind: str, created: float) -> None:
+        c.execute(
+            "INSERT OR IGNORE INTO sessions (name, kind, created) VALUES (?,?,?)",
+            (name, kind, created),
+        )
+
+    def _auto_assign(
+        self, c: Any, flow: LLMFlow, ident: corr.Identity, parent: str | None, created: float
+    ) -> None:
+        row = c.execute(
+            "SELECT auto_session, corrected FROM facts WHERE flow_id=?", (flow.id,)
+        ).fetchone()
+        if row is not None and row[0]:
+            return  # placed already (the correction, if any, sticks)
+        gap_s = float(self.setting("auto_session_idle_minutes")) * 60
+        name: str | None = None
+        reason = ""
+        if parent is not None:
+            prow = c.execute("SELECT auto_session FROM facts WHERE flow_id=?", (parent,)).fetchone()
+            if prow and prow[0]:
+                name = prow[0]
+                reason = f"continues the conversation of flow {parent} (thread parent)"
+        if name is None:
+            srow = c.execute(
+                "SELECT name, last_seen FROM sessions WHERE kind='auto' AND identity=? "
+                "AND archived=0 ORDER BY last_seen DESC LIMIT 1",
+                (ident.key_text,),
+            ).fetchone()
+            if srow is not None and created - (srow[1] or 0) <= gap_s:
+                name = srow[0]
+                idle = max(created - (srow[1] or 0), 0)
+                reason = (
+                    f"same client identity ({ident.describe()}); {idle:.1f} s after the "
+                    f"session's previous flow, within the idle gap of {gap_s / 60:g} min"
+                )
+            else:
+                name = self._new_auto_name(c, ident, created)
+                if srow is not None:
+                    reason = (
+                        f"new session: {(created - (srow[1] or 0)) / 60:.1f} min idle since "
+                        f"{srow[0]} (idle gap {gap_s / 60:g} min) for client {ident.describe()}"
+                    )
+                else:
+                    reason = f"new session: first flow of client identity ({ident.describe()})"
+                c.execute(
+                    "INSERT INTO sessions (name, kind, created, identity, last_seen) "
+                    "VALUES (?,?,?,?,?)",
+                    (name, "auto", created, ident.key_text, created),
+                )
+        c.execute(
+            "UPDATE sessions SET last_seen=MAX(COALESCE(last_seen, 0), ?) WHERE name=?",
+            (created, name),
+        )
+        c.execute(
+            "UPDATE facts SET auto_session=?, auto_reason=? WHERE flow_id=?",
+            (name, reason, flow.id),
+        )
+        c.execute(
+            "INSERT OR IGNORE INTO members (session, flow_id, how, reason) VALUES (?,?,?,?)",
+            (name, flow.id, "auto", reason),
+        )
+
+    @staticmethod
+    def _new_auto_name(c: Any, ident: corr.Identity, created: float) -> str:
+        who = slug(ident.client.split("/")[0] or ident.user_agent.split("/")[0] or "client")
+        stamp = datetime.fromtimestamp(created, UTC).strftime("%Y%m%d-%H%M%S")
+        base = f"auto-{who}-{stamp}"
+        name, n = base, 1
+        while c.execute("SELECT 1 FROM sessions WHERE name=?", (name,)).fetchone():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def _completed(self, flow: LLMFlow) -> None:
+        from flowbook.schema import summary_row
+
+        calls = corr.tool_calls_made(flow)
+        failed = corr.failed(flow)
+        row = summary_row(flow)
+        rates = self.setting("price_overrides") or {}
+        if rates and flow.usage is not None:
+            from flowbook.analysis.pricing import cost_usd
+
+            row["cost_usd"] = cost_usd(flow.provider, flow.model, flow.usage)
+        thresholds = Thresholds.from_settings(self.setting)
+        reasons = row_alerts(row, thresholds)
+        with self.db.tx() as c:
+            prev = c.execute("SELECT notified FROM facts WHERE flow_id=?", (flow.id,)).fetchone()
+            c.execute(
+                "UPDATE facts SET answer_sig=?, failed=?, completed=1, alert=? WHERE flow_id=?",
+                (corr.answer_sig(flow), int(failed), ",".join(reasons) or None, flow.id),
+            )
+            c.execute("DELETE FROM tool_calls WHERE flow_id=?", (flow.id,))
+            c.executemany(
+                "INSERT INTO tool_calls (flow_id, call_id, name) VALUES (?,?,?)",
+                [(flow.id, t.call_id, t.name) for t in calls],
+            )
+            notify = bool(reasons) and not (prev and prev[0])
+            if notify:
+                c.execute("UPDATE facts SET notified=1 WHERE flow_id=?", (flow.id,))
+        if notify and self.setting("notification_enabled"):
+            text = f"flowbook alert: flow {flow.id} ({flow.model or '?'}): " + describe(
+                reasons, row, thresholds
+            )
+            self.notifications.append(text)
+            for cb in list(self.on_notify):
+                try:
+                    cb(text)
+                except Exception:
+                    self.errors.append(traceback.format_exc())
+
+    # ---- the summary frame -------------------------------------------------------------------
+
+    def enrich(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Fill ``session``, ``thread_id``, ``turn``, ``parent_id``, ``alert``; apply price
+        overrides to ``cost_usd``. Returns a new frame (the input is not modified)."""
+        if df.empty:
+            return df
+        ids = df["id"].astype(object)
+        with self._lock:
+            sessions, links = self._sessions, self._links
+            sess = ids.map(sessions)
+            link = ids.map(links)
+        out = df.copy()
+        known = sess.notna().to_numpy()
+        if known.any():
+            merged = np.where(known, sess.to_numpy(dtype=object), out["session"].astype(object))
+            merged = [None if v is None or v is pd.NA or v == "" else v for v in merged]
+            out["session"] = pd.array(merged, dtype="string[pyarrow]")
+        has = link.notna().to_numpy()
+        if has.any():
+            triples = [t if isinstance(t, tuple) else (None, None, None) for t in link]
+            out["thread_id"] = pd.array([t[0] for t in triples], dtype="string[pyarrow]")
+            out["turn"] = pd.array([t[1] for t in triples], dtype="Int64")
+            out["parent_id"] = pd.array([t[2] for t in triples], dtype="string[pyarrow]")
+        overrides = self.setting("price_overrides") or {}
+        if overrides:
+            out["cost_usd"] = reprice(out)
+        out["alert"] = frame_alerts(out, Thresholds.from_settings(self.setting))
+        return out
+
+    def close(self) -> None:
+        """Close the sessions file."""
+        self.db.close()
+
+
+def reprice(df: pd.DataFrame) -> pd.Series:
+    """``cost_usd`` with price overrides applied to the rows whose model has one."""
+    from flowbook.analysis.pricing import override_cost, price_override
+
+    cost = df["cost_usd"].astype("float64").copy()
+    models = df["model"].astype(object)
+    for model in models.dropna().unique():
+        rates = price_override(str(model))
+        if rates is None:
+            continue
+        rows = (models == model).to_numpy()
+        sub = df.loc[rows]
+
+        def tok(col: str, sub: pd.DataFrame = sub) -> np.ndarray:
+            return sub[col].to_numpy(dtype="float64", na_value=np.nan)
+
+        values = []
+        for i, o, r, w in zip(
+            tok("input_tokens"),
+            tok("output_tokens"),
+            tok("cache_read_tokens"),
+            tok("cache_write_tokens"),
+            strict=True,
+        ):
+            if np.isnan(i) and np.isnan(o):
+                values.append(np.nan)
+                continue
+            u = Usage(
+                input=int(np.nan_to_num(i)),
+                output=int(np.nan_to_num(o)),
+                cache_read=int(np.nan_to_num(r)),
+                cache_write=int(np.nan_to_num(w)),
+                source="reported",
+            )
+            values.append(override_cost(rates, u))
+        cost[rows] = values
+    return cost
+
+
+def now() -> float:
+    """The clock (one place, so the tracker's reasons and the API agree)."""
+    return time.time()
