@@ -177,7 +177,7 @@ def session(name: str) -> Any:
 
 
 def _sessions() -> Any:
-    from flowbook.sessions.manage import Sessions
+    from flowbook.grouping.manage import Sessions
 
     def parts() -> Any:
         ws = _ws()
@@ -191,7 +191,7 @@ def related(flow_id: str) -> pd.DataFrame:
     conversation), ``tool_chain`` (tool results answering tool calls), ``retry`` (the same
     request repeated after a failure), ``same_prompt`` (the same conversation to another model);
     ``detail`` says how."""
-    from flowbook.sessions.related import related as _related
+    from flowbook.grouping.related import related as _related
 
     ws = _ws()
     ws.runtime.recorder.wait_idle(5.0)

@@ -59,7 +59,7 @@ COLUMNS: dict[str, str] = {
     "tags": STRING,
     "client": STRING,
     "preview": STRING,
-    # Derived by the session tracker (flowbook.sessions.tracker), filled in by the store's
+    # Derived by the session tracker (flowbook.grouping.tracker), filled in by the store's
     # enricher on every frame: the conversation a flow belongs to, its place in it, and alerts.
     "thread_id": STRING,
     "turn": "Int64",

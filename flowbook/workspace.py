@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowbook.grouping.notify import Notifier
+from flowbook.grouping.tracker import SessionTracker
 from flowbook.intercept.controller import InterceptController
 from flowbook.runtime import Runtime
-from flowbook.sessions.notify import Notifier
-from flowbook.sessions.tracker import SessionTracker
 from flowbook.settings import ConfigManager, resolve_data_dir
 from flowbook.store.changes import UPDATED
 from flowbook.store.facade import Store

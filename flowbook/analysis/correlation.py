@@ -1,7 +1,7 @@
 """Correlation facts of one flow: what it takes to link it to earlier flows without reading them.
 
 Everything here is a pure function of one ``LLMFlow``; the session tracker
-(``flowbook.sessions.tracker``) stores these facts per flow and links flows with them:
+(``flowbook.grouping.tracker``) stores these facts per flow and links flows with them:
 
 * **thread**: a request whose messages are an earlier request's messages plus that request's
   answer (and more). ``prefix_hashes`` is a chain of ``message_hash`` values over the system

@@ -64,7 +64,8 @@ def explain_latency(df: pd.DataFrame) -> pd.DataFrame:
     fence = q3 + 1.5 * (q3 - q1)
     outlier = (n >= MIN_FOR_OUTLIER) & (latency > fence) & (latency > med["lat"])
 
-    causes, details = [], []
+    causes: list[str | None] = []
+    details: list[str | None] = []
     for i in range(len(df)):
         lat, first, gen_i = latency.iat[i], ttft.iat[i], gen.iat[i]
         if np.isnan(lat):

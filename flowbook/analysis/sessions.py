@@ -42,7 +42,9 @@ def session_table(meta: pd.DataFrame, members: pd.DataFrame, frame: pd.DataFrame
     ]  # fmt: skip
     if meta.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
-    rows = members.merge(frame, left_on="flow_id", right_on="id", how="inner")
+    rows = members.merge(
+        frame.drop(columns=["session"]), left_on="flow_id", right_on="id", how="inner"
+    )
     out = meta.copy()
     out["archived"] = out["archived"].astype(bool)
     if rows.empty:

@@ -4,12 +4,13 @@ A session is a named group of flows; a flow may belong to several. Named session
 ``fb.sessions.new`` (or opened with ``fb.session(name)``); detected ones (``kind`` ``auto``) are
 made by the tracker from client identity, idle gaps and conversation continuity. Both are edited
 the same way; moving a flow out of a detected session is a correction that sticks (the tracker
-never places a flow twice). Export and load live in ``flowbook.sessions.exchange``; the report in
-``flowbook.sessions.report``.
+never places a flow twice). Export and load live in ``flowbook.grouping.exchange``; the report in
+``flowbook.grouping.report``.
 """
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import uuid
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from flowbook.sessions.tracker import SessionTracker, now
+from flowbook.grouping.tracker import SessionTracker, now
 
 if TYPE_CHECKING:
     from flowbook.store.facade import Store
@@ -143,7 +144,7 @@ class Sessions:
 
     # ---- membership --------------------------------------------------------------------------
 
-    def _flow_ids(self, flows: str | Iterable[str] | pd.DataFrame) -> list[str]:
+    def _flow_ids(self, flows: str | Iterable[str] | pd.DataFrame) -> builtins.list[str]:
         if isinstance(flows, str):
             return [flows]
         if isinstance(flows, pd.DataFrame):
@@ -210,7 +211,7 @@ class Sessions:
                 )
         self._tracker.refresh_members(set(ids))
 
-    def flow_ids(self, name: str) -> list[str]:
+    def flow_ids(self, name: str) -> builtins.list[str]:
         """The ids of a session's flows, oldest first."""
         rows = self._tracker.db.rows(
             "SELECT m.flow_id FROM members m LEFT JOIN facts f ON f.flow_id = m.flow_id "
@@ -308,7 +309,7 @@ class Sessions:
             )
         return token
 
-    def close(self, token: str | None = None) -> list[str]:
+    def close(self, token: str | None = None) -> builtins.list[str]:
         """Stop an open session (``token`` from ``open``; None: every one this process opened).
         Returns the names closed."""
         db = self._tracker.db
@@ -320,7 +321,7 @@ class Sessions:
             c.executemany("DELETE FROM active WHERE token=?", [(r["token"],) for r in rows])
         return [r["name"] for r in rows]
 
-    def active(self) -> list[str]:
+    def active(self) -> builtins.list[str]:
         """Sessions new flows currently go into."""
         return self._tracker.active_sessions()
 
@@ -329,21 +330,21 @@ class Sessions:
     def export(self, name: str, path: str | Path) -> Path:
         """Write a session as one shareable file: its flows (secrets masked), their annotations,
         the session's metadata and grouping. ``fb.sessions.load(path)`` reads it anywhere."""
-        from flowbook.sessions.exchange import export_session
+        from flowbook.grouping.exchange import export_session
 
         self._exists(name)
         return export_session(self, name, Path(path))
 
     def load(self, path: str | Path) -> str:
         """Load a session file written by ``export``; returns the session's name."""
-        from flowbook.sessions.exchange import load_session
+        from flowbook.grouping.exchange import load_session
 
         return load_session(self, Path(path))
 
     def report(self, name: str, *, slow_n: int = 5) -> Any:
         """A Markdown report of a session: summary, timeline of turns, tools used, cost, the slowest
         turns and why, errors. Displays as Markdown in a notebook; ``str()`` gives the text."""
-        from flowbook.sessions.report import session_report
+        from flowbook.grouping.report import session_report
 
         self._exists(name)
         return session_report(self, name, slow_n=slow_n)

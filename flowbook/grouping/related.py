@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from flowbook.sessions.tracker import SessionTracker
+    from flowbook.grouping.tracker import SessionTracker
     from flowbook.store.facade import Store
 
 RELATED_COLUMNS = ["relation", "id", "detail", "timestamp", "model", "status_code", "turn"]

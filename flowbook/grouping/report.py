@@ -18,9 +18,9 @@ from flowbook.analysis.cost import cost_by
 from flowbook.analysis.latency import slowest
 
 if TYPE_CHECKING:
-    from flowbook.sessions.manage import Sessions
+    from flowbook.grouping.manage import Sessions
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def md_escape(text: object, limit: int = 80) -> str:

@@ -38,8 +38,8 @@ import pandas as pd
 
 from flowbook.analysis import correlation as corr
 from flowbook.analysis.alerts import Thresholds, describe, frame_alerts, row_alerts
+from flowbook.grouping.db import SessionDB
 from flowbook.model import LLMFlow, Usage
-from flowbook.sessions.db import SessionDB
 
 Getter = Callable[[str], Any]
 DEFAULTS: dict[str, Any] = {
@@ -144,7 +144,8 @@ class SessionTracker:
     def active_sessions(self) -> list[str]:
         """Sessions opened with ``fb.session(...)`` in a live process (stale rows are dropped)."""
         rows = self.db.rows("SELECT name, pid, token FROM active")
-        alive, stale = [], []
+        alive: list[Any] = []
+        stale: list[Any] = []
         for r in rows:
             (alive if _pid_alive(int(r["pid"])) else stale).append(r)
         if stale:
@@ -156,7 +157,7 @@ class SessionTracker:
         facts = corr.request_facts(flow)
         created = flow.timestamps.created
         ident = corr.identity(flow)
-        parent, thread_id, turn, prefix_len = self._find_parent(flow, facts)
+        parent, thread_id, turn, prefix_len = self._find_parent(flow, facts, ident)
         retry_of = self._find_retry(flow.id, facts.request_hash, created)
         context = self.active_sessions()
         with self.db.tx() as c:
@@ -193,28 +194,62 @@ class SessionTracker:
         self.refresh_members({flow.id})
 
     def _find_parent(
-        self, flow: LLMFlow, facts: corr.RequestFacts
+        self, flow: LLMFlow, facts: corr.RequestFacts, ident: corr.Identity
     ) -> tuple[str | None, str, int, int]:
-        """(parent id, thread id, turn, length of the prefix the parent's request covered)."""
+        """(parent id, thread id, turn, length of the prefix the parent's request covered).
+
+        Several earlier flows can share the prefix (retries, the same prompt to several models,
+        two agents starting alike). The parent is the one whose answer is the assistant message
+        we resend: same tool call ids when the provider has ids, else the same text and tool
+        names; then the same client identity, the same model, not failed, the latest.
+        """
         msgs = flow.request.messages
         for i in range(len(msgs) - 1, 0, -1):
             if msgs[i].role != "assistant":
                 continue
             rows = self.db.rows(
-                "SELECT flow_id, answer_sig, failed, thread_id, turn, created FROM facts "
-                "WHERE conversation=? AND flow_id<>? AND created<=? ORDER BY created DESC",
+                "SELECT flow_id, answer_sig, failed, thread_id, turn, created, identity, model "
+                "FROM facts WHERE conversation=? AND flow_id<>? AND created<=? "
+                "ORDER BY created DESC",
                 (facts.prefixes[i], flow.id, flow.timestamps.created),
             )
             if not rows:
                 continue
             sig = corr.message_sig(msgs[i])
+            sent_ids: set[str] = {p.id for p in msgs[i].parts if p.type == "tool_call" and p.id}
+            called = self._call_ids([r["flow_id"] for r in rows]) if sent_ids else {}
 
-            def rank(r: Any, sig: str = sig) -> tuple[int, int, float]:
-                return (int(r["answer_sig"] == sig), int(not r["failed"]), r["created"] or 0.0)
+            def rank(
+                r: Any,
+                sig: str = sig,
+                sent_ids: set[str] = sent_ids,
+                called: dict[str, set[str]] = called,
+            ) -> tuple[int, int, int, int, int, float]:
+                ids = called.get(r["flow_id"], set())
+                id_match = (1 if ids == sent_ids else -1) if sent_ids and ids else 0
+                return (
+                    id_match,
+                    int(r["answer_sig"] == sig),
+                    int(r["identity"] == ident.key_text),
+                    int(r["model"] == flow.model),
+                    int(not r["failed"]),
+                    r["created"] or 0.0,
+                )
 
             best = max(rows, key=rank)
             return best["flow_id"], best["thread_id"] or best["flow_id"], (best["turn"] or 1) + 1, i
         return None, flow.id, 1, 0
+
+    def _call_ids(self, flow_ids: list[str]) -> dict[str, set[str]]:
+        marks = ",".join("?" * len(flow_ids))
+        out: dict[str, set[str]] = {}
+        for r in self.db.rows(
+            f"SELECT flow_id, call_id FROM tool_calls WHERE flow_id IN ({marks}) "
+            "AND call_id IS NOT NULL",
+            flow_ids,
+        ):
+            out.setdefault(r[0], set()).add(r[1])
+        return out
 
     def _find_retry(self, flow_id: str, request_hash: str, created: float) -> str | None:
         row = self.db.one(
@@ -235,12 +270,14 @@ class SessionTracker:
             answers, how = None, ""
             if ref.call_id:
                 row = c.execute(
-                    "SELECT flow_id FROM tool_calls WHERE call_id=? AND flow_id<>? "
+                    "SELECT flow_id, name FROM tool_calls WHERE call_id=? AND flow_id<>? "
                     "ORDER BY rowid DESC LIMIT 1",
                     (ref.call_id, flow_id),
                 ).fetchone()
                 if row:
                     answers, how = row[0], "id"
+                    # OpenAI's tool messages carry no tool name: take the call's.
+                    ref = corr.ToolRef(ref.call_id, ref.name or row[1], ref.message_index)
             if answers is None and parent is not None and ref.name:
                 row = c.execute(
                     "SELECT flow_id FROM tool_calls WHERE flow_id=? AND name=? LIMIT 1",
@@ -320,7 +357,9 @@ class SessionTracker:
 
     @staticmethod
     def _new_auto_name(c: Any, ident: corr.Identity, created: float) -> str:
-        who = slug(ident.client.split("/")[0] or ident.user_agent.split("/")[0] or "client")
+        # "OpenAI Python SDK 1.2.3" -> openai-python-sdk: the version would only add noise.
+        client = re.sub(r"\s+v?\d[\w.\-]*$", "", ident.client)
+        who = slug(client or ident.user_agent.split("/")[0] or "client")
         stamp = datetime.fromtimestamp(created, UTC).strftime("%Y%m%d-%H%M%S")
         base = f"auto-{who}-{stamp}"
         name, n = base, 1

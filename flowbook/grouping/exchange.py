@@ -21,7 +21,7 @@ from flowbook.redact import redact_flow
 from flowbook.schema import FLOW_LINE_VERSION
 
 if TYPE_CHECKING:
-    from flowbook.sessions.manage import Sessions
+    from flowbook.grouping.manage import Sessions
 
 FORMAT = 1
 HEADER_KEY = "flowbook_session"
