@@ -214,7 +214,9 @@ def test_latency_split_throughput_errors_and_rates(capture: list[Spec]) -> None:
         share = g["ttft"].sum() / (g["ttft"].sum() + g["gen"].sum())
         assert row["queue_share"] == pytest.approx(share)
         timed = g[g["gen"] > 0]
-        assert row["throughput_tps"] == pytest.approx(timed["out"].sum() / (timed["gen"].sum() / 1000))
+        assert row["throughput_tps"] == pytest.approx(
+            timed["out"].sum() / (timed["gen"].sum() / 1000)
+        )
         span_min = (g["t"].max() - g["t"].min()) / 60
         assert row["requests_per_min"] == pytest.approx(len(g) / span_min)
         ts = g["t"].to_numpy()
