@@ -136,7 +136,14 @@ def comment(flow_id: str, text: str) -> None:
 
 
 def load(path: str | Path) -> list[str]:
-    """Import flows from a flowbook JSONL file; returns the ids added."""
+    """Import flows from a flowbook JSONL file; returns the ids added. A session file
+    (``fb.sessions.export``) also brings its sessions and grouping back."""
+    from flowbook.grouping.exchange import is_session_file
+
+    if is_session_file(Path(path)):
+        before = set(_ws().store.frame(include_history=True)["id"])
+        name = _sessions().load(path)
+        return [i for i in _sessions().flow_ids(name) if i not in before]
     return _ws().store.load(Path(path))
 
 

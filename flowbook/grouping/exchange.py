@@ -94,6 +94,15 @@ def export_session(sessions: Sessions, name: str, path: Path) -> Path:
     return path
 
 
+def is_session_file(path: Path) -> bool:
+    """Whether ``path`` starts with a session header (cheap: reads the first line only)."""
+    try:
+        with open(path.expanduser(), "rb") as f:
+            return f.read(len(HEADER_KEY) + 8).lstrip().startswith(b'{"' + HEADER_KEY.encode())
+    except OSError:
+        return False
+
+
 def read_header(path: Path) -> dict[str, Any]:
     """The session header of an exported file; ValueError saying what is wrong otherwise."""
     try:

@@ -57,6 +57,55 @@ def check_name(name: Any) -> str:
     return name
 
 
+class Session:
+    """A handle on one session (``fb.sessions.new`` returns it; ``fb.sessions[name]`` too).
+
+    ``with session:`` puts the flows captured inside the block into it, like ``fb.session``.
+    """
+
+    def __init__(self, sessions: Sessions, name: str) -> None:
+        self._sessions = sessions
+        self.name = name
+        self._tokens: builtins.list[str] = []
+
+    def flows(self) -> pd.DataFrame:
+        """The session's summary rows, oldest first."""
+        return self._sessions.flows(self.name)
+
+    def flow_ids(self) -> builtins.list[str]:
+        """The session's flow ids, oldest first."""
+        return self._sessions.flow_ids(self.name)
+
+    def add(self, flows: str | Iterable[str] | pd.DataFrame) -> int:
+        """Add flows (ids or a DataFrame); returns how many were new members."""
+        return self._sessions.add(self.name, flows)
+
+    def remove(self, flows: str | Iterable[str] | pd.DataFrame) -> int:
+        """Take flows out; returns how many were members."""
+        return self._sessions.remove(self.name, flows)
+
+    def report(self, *, slow_n: int = 5) -> Any:
+        """The Markdown report (``fb.sessions.report``)."""
+        return self._sessions.report(self.name, slow_n=slow_n)
+
+    def export(self, path: str | Path) -> Path:
+        """Write the shareable session file (``fb.sessions.export``)."""
+        return self._sessions.export(self.name, path)
+
+    def __enter__(self) -> Session:
+        self._tokens.append(self._sessions.open(self.name))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sessions.close(self._tokens.pop())
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Session {self.name!r}: {len(self.flow_ids())} flows>"
+
+
 class Sessions:
     """Session management over one data dir (what ``fb.sessions`` is)."""
 
@@ -84,8 +133,8 @@ class Sessions:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    def new(self, name: str, description: str | None = None) -> str:
-        """Create a named session (an error if the name is taken); returns the name."""
+    def new(self, name: str, description: str | None = None) -> Session:
+        """Create a named session (an error if the name is taken); returns its handle."""
         check_name(name)
         with self._tracker.db.tx() as c:
             if c.execute("SELECT 1 FROM sessions WHERE name=?", (name,)).fetchone():
@@ -94,7 +143,16 @@ class Sessions:
                 "INSERT INTO sessions (name, description, kind, created) VALUES (?,?,?,?)",
                 (name, description, "manual", now()),
             )
-        return name
+        return Session(self, name)
+
+    def __getitem__(self, name: str) -> Session:
+        self._exists(name)
+        return Session(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (
+            self._tracker.db.one("SELECT 1 FROM sessions WHERE name=?", (name,)) is not None
+        )
 
     def ensure(self, name: str) -> str:
         """The session ``name``, created if it does not exist yet."""

@@ -64,14 +64,25 @@ def session_report(sessions: Sessions, name: str, *, slow_n: int = 5) -> Report:
     first, last = df["timestamp"].min(), df["timestamp"].max()
     failed = df["error_type"].notna() | df["state"].eq("error").fillna(False)
     total_cost = df["cost_usd"].sum(min_count=1)
+    # A failed call without usage bills nothing; only calls with tokens and no price are unknown.
+    tokens = df["total_tokens"].to_numpy(dtype="float64", na_value=0.0)
+    unpriced = df["cost_usd"].isna().to_numpy() & (tokens > 0)
+    ids = list(df["id"])
+    marks = ",".join("?" * len(ids))
+    chains = {
+        (r["flow_id"], r["call_id"]): r["name"]
+        for r in sessions._tracker.db.rows(
+            f"SELECT flow_id, call_id, name FROM chains WHERE flow_id IN ({marks})",
+            ids,
+        )
+    }
     threads = df["thread_id"].nunique(dropna=True)
     lines += [
         f"- **{len(df)} flows** in {threads} thread(s), {meta.get('kind', 'manual')} session",
         f"- from {first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S} UTC "
         f"({(last - first).total_seconds():.1f} s)",
         f"- tokens: {_int(df['input_tokens'].sum())} in, {_int(df['output_tokens'].sum())} out",
-        f"- cost: {_usd(total_cost)}"
-        + (" (some prices unknown)" if df["cost_usd"].isna().any() else ""),
+        f"- cost: {_usd(total_cost)}" + (" (some prices unknown)" if unpriced.any() else ""),
         f"- models: {md_escape(', '.join(sorted(df['model'].dropna().unique())), 200)}",
         f"- errors: {int(failed.sum())}",
         "",
@@ -94,7 +105,8 @@ def session_report(sessions: Sessions, name: str, *, slow_n: int = 5) -> Report:
             if last_msg is not None and any(p.type == "tool_result" for p in last_msg.parts):
                 results = [p for p in last_msg.parts if p.type == "tool_result"]
                 asked = "tool result: " + ", ".join(
-                    p.name or p.tool_call_id or "?" for p in results
+                    p.name or chains.get((row.id, p.tool_call_id)) or p.tool_call_id or "?"
+                    for p in results
                 )
         for t in called:
             tools[t] += 1

@@ -40,6 +40,7 @@ from flowbook.analysis import correlation as corr
 from flowbook.analysis.alerts import Thresholds, describe, frame_alerts, row_alerts
 from flowbook.grouping.db import SessionDB
 from flowbook.model import LLMFlow, Usage
+from flowbook.schema import COLUMNS, DERIVED_COLUMNS
 
 Getter = Callable[[str], Any]
 DEFAULTS: dict[str, Any] = {
@@ -204,15 +205,21 @@ class SessionTracker:
         names; then the same client identity, the same model, not failed, the latest.
         """
         msgs = flow.request.messages
-        for i in range(len(msgs) - 1, 0, -1):
-            if msgs[i].role != "assistant":
-                continue
-            rows = self.db.rows(
-                "SELECT flow_id, answer_sig, failed, thread_id, turn, created, identity, model "
-                "FROM facts WHERE conversation=? AND flow_id<>? AND created<=? "
-                "ORDER BY created DESC",
-                (facts.prefixes[i], flow.id, flow.timestamps.created),
-            )
+        # Every prefix that ends just before an assistant message, longest first; one query.
+        spots = [i for i in range(len(msgs) - 1, 0, -1) if msgs[i].role == "assistant"]
+        if not spots:
+            return None, flow.id, 1, 0
+        marks = ",".join("?" * len(spots))
+        found: dict[str, list[Any]] = {}
+        for r in self.db.rows(
+            "SELECT flow_id, answer_sig, failed, thread_id, turn, created, identity, model, "
+            f"conversation FROM facts WHERE conversation IN ({marks}) AND flow_id<>? "
+            "AND created<=? ORDER BY created DESC",
+            [*(facts.prefixes[i] for i in spots), flow.id, flow.timestamps.created],
+        ):
+            found.setdefault(r["conversation"], []).append(r)
+        for i in spots:
+            rows = found.get(facts.prefixes[i])
             if not rows:
                 continue
             sig = corr.message_sig(msgs[i])
@@ -419,6 +426,10 @@ class SessionTracker:
             sess = ids.map(sessions)
             link = ids.map(links)
         out = df.copy()
+        for col in DERIVED_COLUMNS:  # a frame from an older snapshot may lack them
+            if col not in out.columns or out[col].dtype != COLUMNS[col]:
+                values = out[col] if col in out.columns else pd.Series(None, index=out.index)
+                out[col] = values.astype(object).where(values.notna(), None).astype(COLUMNS[col])
         known = sess.notna().to_numpy()
         if known.any():
             merged = np.where(known, sess.to_numpy(dtype=object), out["session"].astype(object))
