@@ -188,6 +188,8 @@ def _sessions() -> Any:
 
     def parts() -> Any:
         ws = _ws()
+        # Let the recorder apply what was captured up to the call, as fb.flows() does.
+        ws.runtime.recorder.wait_idle(5.0)
         return ws.store, ws.sessions
 
     return Sessions(parts)

@@ -281,11 +281,6 @@ class Sessions:
     def flows(self, name: str) -> pd.DataFrame:
         """The summary rows of a session's flows, oldest first."""
         self._exists(name)
-        from flowbook.workspace import existing
-
-        ws = existing()
-        if ws is not None:
-            ws.runtime.recorder.wait_idle(5.0)
         df = self._store.query(
             f"session:={name}", include_history=True, sort_by="timestamp", sort_order="asc"
         )

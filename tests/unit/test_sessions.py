@@ -245,3 +245,21 @@ def test_imported_flows_are_tracked(store, tmp_path: Path) -> None:  # type: ign
     assert sorted(fb.load(path)) == ["i1", "i2"]
     df = fb.flows(include_history=True).set_index("id")
     assert df.loc["i2", "parent_id"] == "i1" and df.loc["i2", "turn"] == 2
+
+
+def test_session_handle_and_fb_load_of_a_session_file(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fb.config.auto_sessions = False
+    s = fb.sessions.new("handle", "via the handle")
+    with s:
+        put_all(store, [flow("h1", 0, [text("user", "q")], "a")])
+    put_all(store, [flow("h2", 1, [text("user", "r")], "b")])
+    assert s.add("h2") == 1 and s.flow_ids() == ["h1", "h2"]
+    assert list(s.flows()["id"]) == ["h1", "h2"] and "handle" in fb.sessions
+    assert fb.sessions["handle"].name == "handle" and "2 flows" in repr(s)
+    path = s.export(tmp_path / "h.jsonl")
+    assert s.remove("h1") == 1
+    fb.sessions.delete("handle")
+    fb.flow_store().remove(["h1", "h2"])
+    assert sorted(fb.load(path)) == ["h1", "h2"]  # fb.load knows a session file
+    assert fb.sessions["handle"].flow_ids() == ["h1", "h2"]
+    assert "# Session handle" in str(fb.sessions.report("handle"))
