@@ -79,10 +79,12 @@ CREATE TABLE IF NOT EXISTS chains (
 );
 CREATE INDEX IF NOT EXISTS chains_flow ON chains(flow_id);
 CREATE INDEX IF NOT EXISTS chains_answers ON chains(answers);
-CREATE TABLE IF NOT EXISTS active (
+CREATE TABLE IF NOT EXISTS active (       -- sessions opened with fb.session(name)
     name TEXT NOT NULL,
     pid INTEGER NOT NULL,
-    token TEXT PRIMARY KEY
+    token TEXT PRIMARY KEY,
+    opened REAL NOT NULL,
+    closed REAL                            -- NULL while open; kept a while after closing
 );
 """
 

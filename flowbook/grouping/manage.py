@@ -358,20 +358,29 @@ class Sessions:
         token = uuid.uuid4().hex
         with self._tracker.db.tx() as c:
             c.execute(
-                "INSERT INTO active (name, pid, token) VALUES (?,?,?)", (name, os.getpid(), token)
+                "INSERT INTO active (name, pid, token, opened) VALUES (?,?,?,?)",
+                (name, os.getpid(), token, now()),
             )
         return token
 
     def close(self, token: str | None = None) -> builtins.list[str]:
         """Stop an open session (``token`` from ``open``; None: every one this process opened).
+        Flows created before this moment still join it when the recorder gets to them.
         Returns the names closed."""
         db = self._tracker.db
         if token is None:
-            rows = db.rows("SELECT name, token FROM active WHERE pid=?", (os.getpid(),))
+            rows = db.rows(
+                "SELECT name, token FROM active WHERE pid=? AND closed IS NULL", (os.getpid(),)
+            )
         else:
             rows = db.rows("SELECT name, token FROM active WHERE token=?", (token,))
+        t = now()
         with db.tx() as c:
-            c.executemany("DELETE FROM active WHERE token=?", [(r["token"],) for r in rows])
+            c.executemany(
+                "UPDATE active SET closed=? WHERE token=?", [(t, r["token"]) for r in rows]
+            )
+            # Closed blocks are kept an hour for flows the recorder has not applied yet.
+            c.execute("DELETE FROM active WHERE closed IS NOT NULL AND closed < ?", (t - 3600,))
         return [r["name"] for r in rows]
 
     def active(self) -> builtins.list[str]:

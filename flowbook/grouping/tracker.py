@@ -85,6 +85,7 @@ class SessionTracker:
         # flow id -> sessions (comma-joined) and (thread_id, turn, parent_id), for enrich().
         self._sessions: dict[str, str] = {}
         self._links: dict[str, tuple[str | None, int | None, str | None]] = {}
+        self._data_version = -1
         self.reload()
 
     def setting(self, name: str) -> Any:
@@ -94,8 +95,15 @@ class SessionTracker:
         except (KeyError, AttributeError, ValueError):
             return DEFAULTS[name]
 
+    def reload_if_changed(self) -> None:
+        """Re-read the caches if another process (a detached capture) wrote the file since."""
+        version = int(self.db.rows("PRAGMA data_version")[0][0])
+        if version != self._data_version:
+            self.reload()
+
     def reload(self) -> None:
         """Re-read the enrich caches from the file (after another process changed it)."""
+        self._data_version = int(self.db.rows("PRAGMA data_version")[0][0])
         members: dict[str, list[str]] = {}
         for r in self.db.rows("SELECT flow_id, session FROM members ORDER BY rowid"):
             members.setdefault(r["flow_id"], []).append(r["session"])
@@ -142,17 +150,26 @@ class SessionTracker:
     def _missing(self, flow_id: str) -> bool:
         return flow_id not in self._links
 
-    def active_sessions(self) -> list[str]:
-        """Sessions opened with ``fb.session(...)`` in a live process (stale rows are dropped)."""
-        rows = self.db.rows("SELECT name, pid, token FROM active")
-        alive: list[Any] = []
-        stale: list[Any] = []
-        for r in rows:
-            (alive if _pid_alive(int(r["pid"])) else stale).append(r)
-        if stale:
+    def active_sessions(self, at: float | None = None) -> list[str]:
+        """Sessions opened with ``fb.session(...)`` that were open at time ``at`` (default: now).
+
+        The recorder may apply a flow after the block has closed (it works behind the proxy),
+        so membership goes by the flow's creation time, not by when the tracker sees it. A
+        session left open by a process that died is closed at the time it is found dead.
+        """
+        when = now() if at is None else at
+        rows = self.db.rows(
+            "SELECT name, pid, token, closed FROM active WHERE opened<=? "
+            "AND (closed IS NULL OR closed>=?)",
+            (when, when),
+        )
+        dead = [r["token"] for r in rows if r["closed"] is None and not _pid_alive(int(r["pid"]))]
+        if dead:
             with self.db.tx() as c:
-                c.executemany("DELETE FROM active WHERE token=?", [(r["token"],) for r in stale])
-        return list(dict.fromkeys(r["name"] for r in alive))
+                c.executemany(
+                    "UPDATE active SET closed=? WHERE token=?", [(now(), t) for t in dead]
+                )
+        return list(dict.fromkeys(r["name"] for r in rows))
 
     def _first_sight(self, flow: LLMFlow) -> None:
         facts = corr.request_facts(flow)
@@ -160,7 +177,7 @@ class SessionTracker:
         ident = corr.identity(flow)
         parent, thread_id, turn, prefix_len = self._find_parent(flow, facts, ident)
         retry_of = self._find_retry(flow.id, facts.request_hash, created)
-        context = self.active_sessions()
+        context = self.active_sessions(created)
         with self.db.tx() as c:
             c.execute(
                 "INSERT OR REPLACE INTO facts (flow_id, created, conversation, request_hash, "
@@ -420,6 +437,7 @@ class SessionTracker:
         overrides to ``cost_usd``. Returns a new frame (the input is not modified)."""
         if df.empty:
             return df
+        self.reload_if_changed()
         ids = df["id"].astype(object)
         with self._lock:
             sessions, links = self._sessions, self._links

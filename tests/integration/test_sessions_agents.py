@@ -285,3 +285,49 @@ def test_export_and_load_in_a_new_process(agent_run: dict[str, list[str]], tmp_p
             if other in ids
         }
         assert set(map(tuple, got["related"][fid])) == here
+
+
+def test_session_opened_here_takes_flows_of_a_detached_capture(
+    upstream: FakeUpstream, data_dir: Path
+) -> None:
+    """``fb.session`` in the notebook, the proxy in another process (``flowbook capture``) on the
+    same data dir: the flows captured there while the session is open join it."""
+    import re
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowbook.cli", "capture", "--port", "0",
+         "--mode", f"reverse:{upstream.url}", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    try:
+        proxy = None
+        assert proc.stdout is not None
+        for _ in range(20):
+            line = proc.stdout.readline()
+            urls = [u for u in re.findall(r"http://127\.0\.0\.1:\d+", line) if u != upstream.url]
+            if urls:
+                proxy = urls[0]
+                break
+        assert proxy, "the capture process did not print its proxy address"
+        fb.sessions.new("remote")
+        before = OpenAIAgent(proxy, KEYS["openai"], max_retries=0)
+        before.ask("outside the session")
+        before.step()
+        with fb.session("remote"):
+            inside = OpenAIAgent(proxy, KEYS["openai"], max_retries=0)
+            inside.ask("inside the session")
+            inside.step()
+        proc.send_signal(signal.SIGINT)  # a clean stop writes everything to disk
+        proc.wait(timeout=60)
+        flows = fb.flows(include_history=True)
+        assert len(flows) == 2
+        remote = fb.flows("session:=remote", include_history=True)
+        assert list(remote["preview"]) == ["inside the session"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -5,6 +5,7 @@ settings validation, and the tracker running for imported flows."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +44,7 @@ def flow(
     key: str = "sk-proj-KEYaaaa1111bbbb2222",
     client: str = "agent/1.0",
     latency: float = 0.5,
+    base: float = T0,
 ) -> LLMFlow:
     return LLMFlow(
         id=fid,
@@ -64,10 +66,10 @@ def flow(
             provider="openai", api="chat", client=client, client_address="10.0.0.5:5123"
         ),
         timestamps=FlowTimestamps(
-            created=T0 + t,
-            request_sent=T0 + t,
-            first_byte=T0 + t + 0.1,
-            completed=T0 + t + latency,
+            created=base + t,
+            request_sent=base + t,
+            first_byte=base + t + 0.1,
+            completed=base + t + latency,
         ),
     )
 
@@ -169,16 +171,16 @@ def test_session_context_and_magic(store) -> None:  # type: ignore[no-untyped-de
 
     fb.config.auto_sessions = False
     with fb.session("ctx"):
-        put_all(store, [flow("in1", 0, [text("user", "a")], "a")])
+        put_all(store, [flow("in1", 0, [text("user", "a")], "a", base=time.time())])
         with fb.session("inner"):
-            put_all(store, [flow("in2", 1, [text("user", "b")], "b")])
-    put_all(store, [flow("out", 2, [text("user", "c")], "c")])
+            put_all(store, [flow("in2", 1, [text("user", "b")], "b", base=time.time())])
+    put_all(store, [flow("out", 2, [text("user", "c")], "c", base=time.time())])
     assert sessions_of("in1") == {"ctx"} and sessions_of("in2") == {"ctx", "inner"}
     assert sessions_of("out") == set()
     assert "go into session 'magic'" in run_line("session magic")
-    put_all(store, [flow("m1", 3, [text("user", "d")], "d")])
+    put_all(store, [flow("m1", 3, [text("user", "d")], "d", base=time.time())])
     assert "no longer" in run_line("session off")
-    put_all(store, [flow("m2", 4, [text("user", "e")], "e")])
+    put_all(store, [flow("m2", 4, [text("user", "e")], "e", base=time.time())])
     assert sessions_of("m1") == {"magic"} and sessions_of("m2") == set()
     assert "magic" in set(run_line("session list")["name"])
     with pytest.raises(MagicUsageError, match="session name"):
@@ -251,7 +253,7 @@ def test_session_handle_and_fb_load_of_a_session_file(store, tmp_path: Path) -> 
     fb.config.auto_sessions = False
     s = fb.sessions.new("handle", "via the handle")
     with s:
-        put_all(store, [flow("h1", 0, [text("user", "q")], "a")])
+        put_all(store, [flow("h1", 0, [text("user", "q")], "a", base=time.time())])
     put_all(store, [flow("h2", 1, [text("user", "r")], "b")])
     assert s.add("h2") == 1 and s.flow_ids() == ["h1", "h2"]
     assert list(s.flows()["id"]) == ["h1", "h2"] and "handle" in fb.sessions
