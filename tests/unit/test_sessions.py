@@ -254,7 +254,7 @@ def test_session_handle_and_fb_load_of_a_session_file(store, tmp_path: Path) -> 
     s = fb.sessions.new("handle", "via the handle")
     with s:
         put_all(store, [flow("h1", 0, [text("user", "q")], "a", base=time.time())])
-    put_all(store, [flow("h2", 1, [text("user", "r")], "b")])
+    put_all(store, [flow("h2", 1, [text("user", "r")], "b", base=time.time())])
     assert s.add("h2") == 1 and s.flow_ids() == ["h1", "h2"]
     assert list(s.flows()["id"]) == ["h1", "h2"] and "handle" in fb.sessions
     assert fb.sessions["handle"].name == "handle" and "2 flows" in repr(s)
