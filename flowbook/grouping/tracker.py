@@ -210,6 +210,10 @@ class SessionTracker:
         with self._lock:
             self._links[flow.id] = (thread_id, turn, parent)
         self.refresh_members({flow.id})
+        if not flow.metadata.session:
+            # The flow carries its sessions too, so a rule or filter evaluated on the flow alone
+            # (intercept rules, per-flow matching) sees them; the sessions file stays the truth.
+            flow.metadata.session = self._sessions.get(flow.id) or None
 
     def _find_parent(
         self, flow: LLMFlow, facts: corr.RequestFacts, ident: corr.Identity
