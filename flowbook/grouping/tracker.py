@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -33,14 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from flowbook.analysis import correlation as corr
-from flowbook.analysis.alerts import Thresholds, describe, frame_alerts, row_alerts
+from flowbook.analysis.alerts import Thresholds, describe, row_alerts
 from flowbook.grouping.db import SessionDB
-from flowbook.model import LLMFlow, Usage
-from flowbook.schema import COLUMNS, DERIVED_COLUMNS
+from flowbook.grouping.overlay import Overlay
+from flowbook.model import LLMFlow
 
 Getter = Callable[[str], Any]
 DEFAULTS: dict[str, Any] = {
@@ -81,10 +79,8 @@ class SessionTracker:
         self.notifications: list[str] = []
         self.on_notify: list[Callable[[str], None]] = []
         self.on_membership: list[Callable[[set[str]], None]] = []
-        self._lock = threading.RLock()
         # flow id -> sessions (comma-joined) and (thread_id, turn, parent_id), for enrich().
-        self._sessions: dict[str, str] = {}
-        self._links: dict[str, tuple[str | None, int | None, str | None]] = {}
+        self.overlay = Overlay()
         self._data_version = -1
         self.reload()
 
@@ -111,9 +107,7 @@ class SessionTracker:
             r["flow_id"]: (r["thread_id"], r["turn"], r["parent_id"])
             for r in self.db.rows("SELECT flow_id, thread_id, turn, parent_id FROM facts")
         }
-        with self._lock:
-            self._sessions = {k: ",".join(v) for k, v in members.items()}
-            self._links = links
+        self.overlay.set({k: ",".join(v) for k, v in members.items()}, links)
 
     def refresh_members(self, flow_ids: set[str]) -> None:
         """Re-read the memberships of these flows (after an edit) and tell listeners."""
@@ -126,9 +120,7 @@ class SessionTracker:
             sorted(flow_ids),
         ):
             found[r["flow_id"]].append(r["session"])
-        with self._lock:
-            for f, names in found.items():
-                self._sessions[f] = ",".join(names)
+        self.overlay.update(sessions={f: ",".join(names) for f, names in found.items()})
         for cb in list(self.on_membership):
             try:
                 cb(set(flow_ids))
@@ -148,7 +140,7 @@ class SessionTracker:
             self.errors.append(traceback.format_exc())
 
     def _missing(self, flow_id: str) -> bool:
-        return flow_id not in self._links
+        return flow_id not in self.overlay.links
 
     def active_sessions(self, at: float | None = None) -> list[str]:
         """Sessions opened with ``fb.session(...)`` that were open at time ``at`` (default: now).
@@ -207,13 +199,12 @@ class SessionTracker:
                 )
             if self.setting("auto_sessions") and flow.request.messages:
                 self._auto_assign(c, flow, ident, parent, created)
-        with self._lock:
-            self._links[flow.id] = (thread_id, turn, parent)
+        self.overlay.update(links={flow.id: (thread_id, turn, parent)})
         self.refresh_members({flow.id})
         if not flow.metadata.session:
             # The flow carries its sessions too, so a rule or filter evaluated on the flow alone
             # (intercept rules, per-flow matching) sees them; the sessions file stays the truth.
-            flow.metadata.session = self._sessions.get(flow.id) or None
+            flow.metadata.session = self.overlay.sessions.get(flow.id) or None
 
     def _find_parent(
         self, flow: LLMFlow, facts: corr.RequestFacts, ident: corr.Identity
@@ -442,75 +433,12 @@ class SessionTracker:
         if df.empty:
             return df
         self.reload_if_changed()
-        ids = df["id"].astype(object)
-        with self._lock:
-            sessions, links = self._sessions, self._links
-            sess = ids.map(sessions)
-            link = ids.map(links)
-        out = df.copy()
-        for col in DERIVED_COLUMNS:  # a frame from an older snapshot may lack them
-            if col not in out.columns or out[col].dtype != COLUMNS[col]:
-                values = out[col] if col in out.columns else pd.Series(None, index=out.index)
-                out[col] = values.astype(object).where(values.notna(), None).astype(COLUMNS[col])
-        known = sess.notna().to_numpy()
-        if known.any():
-            merged = np.where(known, sess.to_numpy(dtype=object), out["session"].astype(object))
-            merged = [None if v is None or v is pd.NA or v == "" else v for v in merged]
-            out["session"] = pd.array(merged, dtype="string[pyarrow]")
-        has = link.notna().to_numpy()
-        if has.any():
-            triples = [t if isinstance(t, tuple) else (None, None, None) for t in link]
-            out["thread_id"] = pd.array([t[0] for t in triples], dtype="string[pyarrow]")
-            out["turn"] = pd.array([t[1] for t in triples], dtype="Int64")
-            out["parent_id"] = pd.array([t[2] for t in triples], dtype="string[pyarrow]")
-        overrides = self.setting("price_overrides") or {}
-        if overrides:
-            out["cost_usd"] = reprice(out)
-        out["alert"] = frame_alerts(out, Thresholds.from_settings(self.setting))
-        return out
+        overrides = bool(self.setting("price_overrides"))
+        return self.overlay.apply(df, Thresholds.from_settings(self.setting), overrides)
 
     def close(self) -> None:
         """Close the sessions file."""
         self.db.close()
-
-
-def reprice(df: pd.DataFrame) -> pd.Series:
-    """``cost_usd`` with price overrides applied to the rows whose model has one."""
-    from flowbook.analysis.pricing import override_cost, price_override
-
-    cost = df["cost_usd"].astype("float64").copy()
-    models = df["model"].astype(object)
-    for model in models.dropna().unique():
-        rates = price_override(str(model))
-        if rates is None:
-            continue
-        rows = (models == model).to_numpy()
-        sub = df.loc[rows]
-
-        def tok(col: str, sub: pd.DataFrame = sub) -> np.ndarray:
-            return sub[col].to_numpy(dtype="float64", na_value=np.nan)
-
-        values = []
-        for i, o, r, w in zip(
-            tok("input_tokens"),
-            tok("output_tokens"),
-            tok("cache_read_tokens"),
-            tok("cache_write_tokens"),
-            strict=True,
-        ):
-            if np.isnan(i) and np.isnan(o):
-                values.append(np.nan)
-                continue
-            u = Usage(
-                input=int(np.nan_to_num(i)),
-                output=int(np.nan_to_num(o)),
-                cache_read=int(np.nan_to_num(r)),
-                cache_write=int(np.nan_to_num(w)),
-                source="reported",
-            )
-            values.append(override_cost(rates, u))
-        cost[rows] = values
-    return cost
 
 
 def now() -> float:
