@@ -3,7 +3,7 @@
 ``fb.flows()`` must stay fast on a million rows, so nothing here loops over rows in Python: the
 per-flow values (sessions, thread, turn, parent) are kept as Arrow arrays keyed by flow id,
 rebuilt only after they changed, and matched to the frame's ids with one hash look-up
-(``pyarrow.compute.index_in``); alerts are a bit mask per row mapped through a 16-entry table;
+(``pyarrow.compute.index_in``); alerts come from ``flowbook.analysis.alerts.frame_alerts``;
 price overrides are numpy arithmetic per overridden model.
 """
 
@@ -17,20 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowbook.analysis.alerts import REASONS, Thresholds
+from flowbook.analysis.alerts import Thresholds, frame_alerts
 from flowbook.schema import COLUMNS, DERIVED_COLUMNS
 
 Link = tuple[str | None, int | None, str | None]
 DELTA_MAX = 5000
 _DTYPES = {c: pd.api.types.pandas_dtype(COLUMNS[c]) for c in (*DERIVED_COLUMNS, "session")}
-# Every combination of alert reasons, indexed by its bit mask (bit i = REASONS[i]).
-_ALERT_LABELS = pa.array(
-    [
-        ",".join(r for i, r in enumerate(REASONS) if mask >> i & 1) or None
-        for mask in range(1 << len(REASONS))
-    ],
-    type=pa.large_string(),
-)
 
 
 def _string_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
@@ -132,7 +124,7 @@ class Overlay:
         self._patch(out)
         if overrides:
             out["cost_usd"] = reprice(out)
-        out["alert"] = alerts(out, thresholds)
+        out["alert"] = frame_alerts(out, thresholds)
         return out
 
     def _patch(self, out: pd.DataFrame) -> None:
@@ -170,29 +162,6 @@ def _arrow_ids_like(col: pd.Series) -> pa.Array:
     if isinstance(data, pa.ChunkedArray):
         data = data.combine_chunks()
     return data.cast(pa.large_string())
-
-
-def alerts(df: pd.DataFrame, t: Thresholds) -> pd.Series:
-    """The ``alert`` column: the reasons of each row, comma-joined (NA when none)."""
-    n = len(df)
-
-    def col(name: str) -> np.ndarray:
-        return df[name].to_numpy(dtype="float64", na_value=np.nan)
-
-    mask = np.zeros(n, dtype=np.int64)
-    with np.errstate(invalid="ignore"):
-        if t.latency_s > 0:
-            mask |= (col("latency_ms") >= t.latency_s * 1000).astype(np.int64) << 0
-        if t.tokens > 0:
-            mask |= (col("total_tokens") >= t.tokens).astype(np.int64) << 1
-        if t.cost_usd > 0:
-            mask |= (col("cost_usd") >= t.cost_usd).astype(np.int64) << 2
-    if t.errors:
-        state = (df["state"] == "error").to_numpy(dtype=bool, na_value=False)
-        failed = df["error_type"].notna().to_numpy(dtype=bool) | state
-        mask |= failed.astype(np.int64) << 3
-    labels = pc.take(_ALERT_LABELS, pa.array(mask))
-    return _string_series(labels, df.index).rename("alert")
 
 
 def reprice(df: pd.DataFrame) -> pd.Series:
