@@ -24,11 +24,9 @@ a price override.
 from __future__ import annotations
 
 import os
-import re
 import time
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ import pandas as pd
 
 from flowbook.analysis import correlation as corr
 from flowbook.analysis.alerts import Thresholds, describe, row_alerts
+from flowbook.grouping.autosession import ensure_session, place
 from flowbook.grouping.db import SessionDB
 from flowbook.grouping.overlay import Overlay
 from flowbook.model import LLMFlow
@@ -61,12 +60,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def slug(text: str) -> str:
-    """A session-name-safe form of a client name (letters, digits, dashes)."""
-    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return s[:40] or "client"
 
 
 class SessionTracker:
@@ -172,9 +165,16 @@ class SessionTracker:
         context = self.active_sessions(created)
         with self.db.tx() as c:
             c.execute(
-                "INSERT OR REPLACE INTO facts (flow_id, created, conversation, request_hash, "
+                # A flow seen again (a stored flow put anew) keeps its placement, correction
+                # and notification state: only the request-side facts are refreshed.
+                "INSERT INTO facts (flow_id, created, conversation, request_hash, "
                 "prompt_hash, model, thread_id, turn, parent_id, retry_of, identity) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(flow_id) DO UPDATE SET "
+                "created=excluded.created, conversation=excluded.conversation, "
+                "request_hash=excluded.request_hash, prompt_hash=excluded.prompt_hash, "
+                "model=excluded.model, thread_id=excluded.thread_id, turn=excluded.turn, "
+                "parent_id=excluded.parent_id, retry_of=excluded.retry_of, "
+                "identity=excluded.identity",
                 (
                     flow.id,
                     created,
@@ -191,14 +191,15 @@ class SessionTracker:
             )
             self._link_tool_results(c, flow.id, parent, facts, prefix_len)
             for name in context:
-                self._ensure_session(c, name, "manual", created)
+                ensure_session(c, name, "manual", created)
                 c.execute(
                     "INSERT OR IGNORE INTO members (session, flow_id, how, reason) "
                     "VALUES (?,?,?,?)",
                     (name, flow.id, "context", f"captured inside fb.session({name!r})"),
                 )
             if self.setting("auto_sessions") and flow.request.messages:
-                self._auto_assign(c, flow, ident, parent, created)
+                gap_s = float(self.setting("auto_session_idle_minutes")) * 60
+                place(c, flow.id, ident, parent, created, gap_s)
         self.overlay.update(links={flow.id: (thread_id, turn, parent)})
         self.refresh_members({flow.id})
         if not flow.metadata.session:
@@ -310,82 +311,6 @@ class SessionTracker:
                     "VALUES (?,?,?,?,?)",
                     (flow_id, answers, ref.call_id, ref.name, how),
                 )
-
-    @staticmethod
-    def _ensure_session(c: Any, name: str, kind: str, created: float) -> None:
-        c.execute(
-            "INSERT OR IGNORE INTO sessions (name, kind, created) VALUES (?,?,?)",
-            (name, kind, created),
-        )
-
-    def _auto_assign(
-        self, c: Any, flow: LLMFlow, ident: corr.Identity, parent: str | None, created: float
-    ) -> None:
-        row = c.execute(
-            "SELECT auto_session, corrected FROM facts WHERE flow_id=?", (flow.id,)
-        ).fetchone()
-        if row is not None and row[0]:
-            return  # placed already (the correction, if any, sticks)
-        gap_s = float(self.setting("auto_session_idle_minutes")) * 60
-        name: str | None = None
-        reason = ""
-        if parent is not None:
-            prow = c.execute("SELECT auto_session FROM facts WHERE flow_id=?", (parent,)).fetchone()
-            if prow and prow[0]:
-                name = prow[0]
-                reason = f"continues the conversation of flow {parent} (thread parent)"
-        if name is None:
-            srow = c.execute(
-                "SELECT name, last_seen FROM sessions WHERE kind='auto' AND identity=? "
-                "AND archived=0 ORDER BY last_seen DESC LIMIT 1",
-                (ident.key_text,),
-            ).fetchone()
-            if srow is not None and created - (srow[1] or 0) <= gap_s:
-                name = srow[0]
-                idle = max(created - (srow[1] or 0), 0)
-                reason = (
-                    f"same client identity ({ident.describe()}); {idle:.1f} s after the "
-                    f"session's previous flow, within the idle gap of {gap_s / 60:g} min"
-                )
-            else:
-                name = self._new_auto_name(c, ident, created)
-                if srow is not None:
-                    reason = (
-                        f"new session: {(created - (srow[1] or 0)) / 60:.1f} min idle since "
-                        f"{srow[0]} (idle gap {gap_s / 60:g} min) for client {ident.describe()}"
-                    )
-                else:
-                    reason = f"new session: first flow of client identity ({ident.describe()})"
-                c.execute(
-                    "INSERT INTO sessions (name, kind, created, identity, last_seen) "
-                    "VALUES (?,?,?,?,?)",
-                    (name, "auto", created, ident.key_text, created),
-                )
-        c.execute(
-            "UPDATE sessions SET last_seen=MAX(COALESCE(last_seen, 0), ?) WHERE name=?",
-            (created, name),
-        )
-        c.execute(
-            "UPDATE facts SET auto_session=?, auto_reason=? WHERE flow_id=?",
-            (name, reason, flow.id),
-        )
-        c.execute(
-            "INSERT OR IGNORE INTO members (session, flow_id, how, reason) VALUES (?,?,?,?)",
-            (name, flow.id, "auto", reason),
-        )
-
-    @staticmethod
-    def _new_auto_name(c: Any, ident: corr.Identity, created: float) -> str:
-        # "OpenAI Python SDK 1.2.3" -> openai-python-sdk: the version would only add noise.
-        client = re.sub(r"\s+v?\d[\w.\-]*$", "", ident.client)
-        who = slug(client or ident.user_agent.split("/")[0] or "client")
-        stamp = datetime.fromtimestamp(created, UTC).strftime("%Y%m%d-%H%M%S")
-        base = f"auto-{who}-{stamp}"
-        name, n = base, 1
-        while c.execute("SELECT 1 FROM sessions WHERE name=?", (name,)).fetchone():
-            n += 1
-            name = f"{base}-{n}"
-        return name
 
     def _completed(self, flow: LLMFlow) -> None:
         from flowbook.schema import summary_row

@@ -265,3 +265,17 @@ def test_session_handle_and_fb_load_of_a_session_file(store, tmp_path: Path) -> 
     assert sorted(fb.load(path)) == ["h1", "h2"]  # fb.load knows a session file
     assert fb.sessions["handle"].flow_ids() == ["h1", "h2"]
     assert "# Session handle" in str(fb.sessions.report("handle"))
+
+
+def test_a_stored_flow_put_again_keeps_its_correction(store, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    # (a recent flow: retention would remove an old one when the store reopens)
+    put_all(store, [flow("k1", 0, [text("user", "keep")], "kept", base=time.time())])
+    fb.sessions.move("k1", "fixed")
+    store.wait_idle()
+    from flowbook.workspace import current, reset
+
+    reset()
+    ws = current(data_dir)
+    ws.store.put(ws.store.get("k1"))  # not in this process's memory: a first sight again
+    assert sessions_of("k1") == {"fixed"}
+    assert "moved from" in fb.sessions.explain("k1")
