@@ -26,6 +26,8 @@ _API = {
     "table", "dashboard",
     # widgets
     "show",
+    # sessions, correlation, cost and latency analysis, alerts
+    "sessions", "session", "related", "slowest", "cost", "projection", "rate", "alerts",
 }  # fmt: skip
 
 

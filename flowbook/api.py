@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from flowbook.workspace import Workspace
 
 __all__ = [
+    "alerts",
     "bookmark",
     "comment",
+    "cost",
     "dashboard",
     "diff",
     "export",
@@ -30,7 +32,12 @@ __all__ = [
     "get_flow",
     "load",
     "monitor",
+    "projection",
+    "rate",
+    "related",
+    "session",
     "show",
+    "slowest",
     "start",
     "status",
     "stop",
@@ -140,7 +147,14 @@ def load(path: str | Path) -> list[str]:
     flow file (``mitmdump -w``), or a flowbook JSONL/JSON export; returns the ids added.
 
     Every LLM call in the file is detected and rebuilt like live traffic (streams included);
-    other requests are skipped; flows already stored are not added twice."""
+    other requests are skipped; flows already stored are not added twice. A session file
+    (``fb.sessions.export``) also brings its sessions and grouping back."""
+    from flowbook.grouping.exchange import is_session_file
+
+    if is_session_file(Path(path)):
+        before = set(_ws().store.frame(include_history=True)["id"])
+        name = _sessions().load(path)
+        return [i for i in _sessions().flow_ids(name) if i not in before]
     from flowbook.io.importer import load as _load
 
     return _load(path)
@@ -216,11 +230,97 @@ def stats(
     *,
     include_history: bool = False,
 ) -> pd.DataFrame:
-    """One row per group (``by`` a column name, a list of them, or None for one overall row):
-    count, success/error rate, latency and TTFT percentiles, tokens, cost, estimated share."""
+    """One row per group (``by`` a column name, a list of them, ``"hour"``/``"day"``, or None
+    for one overall row): count, success/error rate, latency and TTFT percentiles, tokens, cost,
+    estimated share, queueing vs generation time, throughput, errors by type, request rates
+    (``flowbook.analysis.stats``). ``by="session"`` counts a flow in each of its sessions."""
     from flowbook.analysis.stats import stats as _stats
 
     return _stats(flows(filter, include_history=include_history), by=by)
+
+
+def session(name: str) -> Any:
+    """``with fb.session("name"):`` puts every flow captured inside the block (by this process's
+    proxy or by another process capturing into the same data dir) into session ``name``,
+    created if needed. Sessions can nest; a flow joins every open one."""
+    return _sessions().capture_into(name)
+
+
+def _sessions() -> Any:
+    from flowbook.grouping.manage import Sessions
+
+    def parts() -> Any:
+        ws = _ws()
+        # Let the recorder apply what was captured up to the call, as fb.flows() does.
+        ws.runtime.recorder.wait_idle(5.0)
+        return ws.store, ws.sessions
+
+    return Sessions(parts)
+
+
+def related(flow_id: str) -> pd.DataFrame:
+    """Flows related to one flow, with a ``relation`` column: ``thread`` (the same
+    conversation), ``tool_chain`` (tool results answering tool calls), ``retry`` (the same
+    request repeated after a failure), ``same_prompt`` (the same conversation to another model);
+    ``detail`` says how."""
+    from flowbook.grouping.related import related as _related
+
+    ws = _ws()
+    ws.runtime.recorder.wait_idle(5.0)
+    return _related(ws.store, ws.sessions, flow_id)
+
+
+def slowest(n: int = 10, filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The ``n`` slowest flows (matching ``filter``) with what made each slow (``cause``: long
+    TTFT, long generation or big prompt; ``detail``) and ``outlier`` against the model's own
+    latency distribution."""
+    from flowbook.analysis.latency import slowest as _slowest
+
+    return _slowest(flows(filter, include_history=include_history), n)
+
+
+def cost(
+    by: str | list[str] | None = "session",
+    filter: str | None = None,
+    *,
+    include_history: bool = False,
+) -> pd.DataFrame:
+    """Cost per ``session`` (a flow counts in each of its sessions), ``thread_id``, ``day``,
+    ``hour``, ``model`` or any column: cost, tokens, what prompt caching saved (cache reads at
+    the input rate minus their real price) and what cache writes cost. Price overrides apply."""
+    from flowbook.analysis.cost import cost_by
+
+    return cost_by(flows(filter, include_history=include_history), by)
+
+
+def projection(filter: str | None = None, *, include_history: bool = False) -> pd.Series:
+    """Cost, requests and tokens per hour, day and 30-day month at the rate of
+    ``fb.stats(by="hour")`` over the observed span."""
+    from flowbook.analysis.cost import projection as _projection
+
+    return _projection(stats(by="hour", filter=filter, include_history=include_history))
+
+
+def rate(
+    window: str = "60s",
+    by: str | None = None,
+    filter: str | None = None,
+    *,
+    include_history: bool = False,
+) -> pd.DataFrame:
+    """Requests per minute over a sliding ``window`` (e.g. ``"60s"``, ``"5min"``), at each
+    request, optionally per ``by`` column."""
+    from flowbook.analysis.stats import request_rate
+
+    return request_rate(flows(filter, include_history=include_history), window, by)
+
+
+def alerts(filter: str | None = None, *, include_history: bool = False) -> pd.DataFrame:
+    """Flows a threshold marked (``has:alert``; the ``alert`` column says which: latency,
+    tokens, cost, error). Thresholds: ``fb.config.alert_latency_s``, ``alert_tokens``,
+    ``alert_cost_usd``, ``alert_on_error``."""
+    expr = "has:alert" if not filter else f"has:alert AND ({filter})"
+    return flows(expr, include_history=include_history)
 
 
 def quick_filters() -> Any:
@@ -313,6 +413,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("flowbook.ui.charts")
+    if name == "sessions":
+        return _sessions()
     raise AttributeError(f"module 'flowbook.api' has no attribute {name!r}")
 
 

@@ -11,6 +11,8 @@
 %flowmon intercept off | status
 %flowmon run CMD [ARGS]...         run a program with its LLM calls captured (starts a capture
                                    on a free port if none runs), its output here, then a summary
+%flowmon session NAME              new flows go into session NAME (until %flowmon session off)
+%flowmon session off | list        stop putting flows into sessions | list the sessions
 %flowmon                           the dashboard: live table, detail, charts, intercept
 """
 
@@ -96,6 +98,8 @@ def run_line(line: str) -> Any:
         except (ValueError, KeyError) as exc:
             raise MagicUsageError(f"%flowmon export: {exc}") from None
         return f"exported to {path!s}"
+    if cmd == "session":
+        return _session(rest)
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 
@@ -104,6 +108,27 @@ def run_line(line: str) -> Any:
         except ValueError as exc:
             raise MagicUsageError(str(exc)) from None
     raise MagicUsageError(f"%flowmon: unknown command {cmd!r}.\n{USAGE}")
+
+
+def _session(rest: list[str]) -> Any:
+    from flowbook import api as fb
+
+    sessions = fb._sessions()
+    if len(rest) != 1:
+        raise MagicUsageError(
+            "%flowmon session takes one name (or off, or list), e.g. %flowmon session refactor"
+        )
+    word = rest[0]
+    if word == "list":
+        return sessions.list()
+    closed = sessions.close()  # one open session at a time from the magic
+    if word == "off":
+        return f"flows no longer go into {', '.join(closed)}" if closed else "no session was open"
+    try:
+        sessions.open(word)
+    except ValueError as exc:
+        raise MagicUsageError(f"%flowmon session: {exc}") from None
+    return f"new flows go into session {word!r} (%flowmon session off to stop)"
 
 
 def _overview() -> Any:

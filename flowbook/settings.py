@@ -48,10 +48,12 @@ class Setting:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
-    # For structured values (kind list): normalises a value or raises ConfigError.
+    # Extra validation and normalising (list and dict kinds); raises ConfigError or ValueError.
     check: Callable[[Any], Any] | None = None
 
     def allowed(self) -> str:
+        if self.kind is dict:
+            return "a JSON object"
         if self.kind is bool:
             return "true or false"
         if self.choices:
@@ -70,6 +72,8 @@ class Setting:
         v = value
         if self.kind is list:
             return self._coerce_list(v)
+        if self.kind is dict:
+            return self._coerce_dict(value)
         if isinstance(v, str) and self.kind is not str:
             text = v.strip().lower()
             if self.kind is bool:
@@ -104,6 +108,28 @@ class Setting:
         if not isinstance(v, list | tuple):
             raise ConfigError(f"{self.name} must be a list, not {value!r}")
         return self.check(list(v)) if self.check is not None else list(v)
+    def _coerce_dict(self, value: Any) -> Any:
+        v = value
+        if isinstance(v, str):  # from an env var
+            try:
+                v = json.loads(v)
+            except ValueError as e:
+                raise ConfigError(f"{self.name} must be {self.allowed()}: {e}") from None
+        if not isinstance(v, dict):
+            raise ConfigError(f"{self.name} must be {self.allowed()}, not {value!r}")
+        if self.check is not None:
+            try:
+                v = self.check(v)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        return v
+
+
+def _check_price_overrides(value: Any) -> Any:
+    # Imported when used: settings imports nothing from flowbook at module level.
+    from flowbook.analysis.pricing import check_price_overrides
+
+    return check_price_overrides(value)
 
 
 MiB = 1 << 20
@@ -194,6 +220,55 @@ SETTINGS: dict[str, Setting] = {
             0,
             65535,
         ),
+        Setting(
+            "auto_sessions",
+            True,
+            "group flows into detected sessions (client identity, idle gaps, conversations)",
+            bool,
+        ),
+        Setting(
+            "auto_session_idle_minutes",
+            30.0,
+            "an idle gap longer than this starts a new detected session for the same client",
+            float,
+            0.01,
+        ),
+        Setting(
+            "alert_latency_s",
+            5.0,
+            "a flow slower than this (seconds) is an alert (0: off)",
+            float,
+            0,
+        ),
+        Setting(
+            "alert_tokens",
+            10_000,
+            "a flow with at least this many tokens is an alert (0: off)",
+            int,
+            0,
+        ),
+        Setting(
+            "alert_cost_usd",
+            1.0,
+            "a flow costing at least this much (USD) is an alert (0: off)",
+            float,
+            0,
+        ),
+        Setting("alert_on_error", True, "a failed flow is an alert", bool),
+        Setting(
+            "notification_enabled",
+            True,
+            "show a notebook notification, once, for each new alert",
+            bool,
+        ),
+        Setting(
+            "price_overrides",
+            {},
+            "USD per million tokens for models genai-prices does not know, e.g. "
+            '{"my-ft-model": {"input": 3, "output": 15, "cache_read": 0.3}}',
+            dict,
+            check=_check_price_overrides,
+        ),
     ]
 }
 # Names from the reference implementation that mean one of ours.
@@ -237,6 +312,14 @@ class Config:
     segment_max_bytes: int = 64 * MiB
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
+    auto_sessions: bool = True
+    auto_session_idle_minutes: float = 30.0
+    alert_latency_s: float = 5.0
+    alert_tokens: int = 10_000
+    alert_cost_usd: float = 1.0
+    alert_on_error: bool = True
+    notification_enabled: bool = True
+    price_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def load_config(data_dir: str | Path | None = None) -> Config:
