@@ -71,9 +71,16 @@ class RemoteMonitor(Monitor):
 
 
 def _reaped(pid: int) -> bool:
-    """Our own child that has exited (a zombie still answers kill(pid, 0))."""
+    """Whether ``pid`` has exited but still answers kill(pid, 0): our own child not waited for
+    yet, or a zombie whose parent (e.g. an init that does not reap) has not collected it."""
     proc = _children.get(pid)
-    return proc is not None and proc.poll() is not None
+    if proc is not None:
+        return proc.poll() is not None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no procfs: kill(pid, 0) is all we know
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 class AttachedWorkspace(Workspace):

@@ -215,29 +215,33 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- checks ------------------------------------------------------------------------------
 
     def _refuse(self) -> bool:
-        """Send 401/403 and return True unless the request carries the token from loopback."""
+        """Send 401/403 and return True unless the request carries the token from loopback.
+
+        A refused request's body is not read, so its connection is closed after the answer.
+        """
         ctl = self.server.control
+        refused = self._check(ctl)
+        if refused is None:
+            return False
+        self.close_connection = True
+        status, message = refused
+        body = {"error": {"type": "PermissionError", "message": message}}
+        self._send(status, json.dumps(body).encode(), "application/json", {"Connection": "close"})
+        return True
+
+    def _check(self, ctl: ControlServer) -> tuple[int, str] | None:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
         if self.headers.get("Origin") is not None or host not in ("127.0.0.1", "localhost", "::1"):
-            self._json(403, {"error": {"type": "PermissionError", "message": "not from a browser"}})
-            return True
+            # A web page (or a DNS-rebound name) never talks to the capture.
+            return 403, "refused: requests from a browser page or a non-loopback Host"
         auth = self.headers.get("Authorization") or ""
         given = auth[7:].encode() if auth.startswith("Bearer ") else b""
         if not hmac.compare_digest(given, ctl.token.encode()):
-            self._json(
-                401,
-                {
-                    "error": {
-                        "type": "PermissionError",
-                        "message": "missing or wrong token (read it from <data_dir>/capture.token)",
-                    }
-                },
-            )
-            return True
+            return 401, "missing or wrong token (it is in <data_dir>/capture.token)"
         client = self.headers.get("X-Flowbook-Client")
         if client:
             ctl.seen(client)
-        return False
+        return None
 
     def _body(self) -> Any:
         n = int(self.headers.get("Content-Length") or 0)
