@@ -375,3 +375,32 @@ def test_detaching_ends_the_poller_and_leaves_the_capture_running(capture: Captu
     wait_for(lambda: not poller._thread.is_alive(), "the poller thread to end")
     assert _pid_alive(ws_mon.pid), "detaching leaves the capture running"
     assert find_capture(capture.data_dir) is not None
+
+
+def test_flowmon_start_detached_and_attach_from_a_cell(
+    upstream: FakeUpstream, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from IPython.testing.globalipapp import get_ipython
+
+    ip = get_ipython()
+    ip.run_line_magic("load_ext", "flowbook")
+    assert ip.run_line_magic("flowmon", f"attach --data-dir {data_dir}") is None
+    assert "no capture process is running" in capsys.readouterr().out
+    mon = ip.run_line_magic(
+        "flowmon", f"start --detached --port 0 --mode reverse:{upstream.url} --data-dir {data_dir}"
+    )
+    try:
+        assert mon.pid != os.getpid() and "detached" in repr(mon)
+        fb.api._reset_for_tests()  # a kernel restart: the capture keeps running
+        again = ip.run_line_magic("flowmon", f"attach --data-dir {data_dir}")
+        assert again.pid == mon.pid and again.proxy_url == mon.proxy_url
+        sdk(again.proxy_url).chat.completions.create(model="gpt-4o", messages=MSG)
+        assert list(ip.run_line_magic("flowmon", "flows model:gpt-4o")["model"]) == ["gpt-4o"]
+    finally:
+        assert ip.run_line_magic("flowmon", "stop") is None
+    assert capsys.readouterr().out.strip().endswith("flowbook stopped")
+    assert find_capture(data_dir) is None and fb.monitor() is None
+    log = (data_dir / "capture.log").read_text()
+    # `flowbook capture` says where it writes and how to attach.
+    assert f"writes flows to {data_dir}/flows" in log and "fb.attach(" in log
+    assert "%flowmon attach --data-dir" in log and "capture.token" in log
