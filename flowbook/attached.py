@@ -104,11 +104,12 @@ class AttachedWorkspace(Workspace):
             client.close()
             raise
         self.client = client
-        self.store = RemoteStore(
+        self.remote = RemoteStore(
             self.data_dir, client, instance=str(hello["instance"]), seq=int(hello["seq"])
         )
+        self.store = self.remote
         self.intercept = RemoteInterceptController(client)
-        self.store.on_intercept_change(self.intercept.on_remote_change)
+        self.remote.on_intercept_change(self.intercept.on_remote_change)
         self.live = live
         self._monitor = RemoteMonitor(live, self)
         self.closed = False
@@ -151,8 +152,8 @@ class AttachedWorkspace(Workspace):
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.client.call("status"))
         out["attached"] = True
-        out["last_seq"] = self.store.last_seq
-        out["channel_connected"] = self.store.poller.connected
+        out["last_seq"] = self.remote.last_seq
+        out["channel_connected"] = self.remote.poller.connected
         return out
 
     def flows(

@@ -176,11 +176,10 @@ def current(data_dir: str | Path | None = None) -> Workspace:
         if ws is not None and (wanted is None or ws.data_dir == wanted):
             return ws
         carried: InterceptController | None = None
-        if ws is not None:
-            if getattr(ws, "attached", False):
-                ws.close()  # detach; the capture process keeps running
-                _current = None
-                ws = None
+        if ws is not None and getattr(ws, "attached", False):
+            ws.close()  # detach; the capture process keeps running
+            _current = None
+            ws = None
         if ws is not None:
             if ws.monitor is not None:
                 raise RuntimeError(

@@ -134,7 +134,9 @@ class ControlServer:
         ws.intercept.changed.connect(self._intercept_changed)
         ws.intercept.notice.connect(self._intercept_notice)
         self._threads = [
-            threading.Thread(target=self._httpd.serve_forever, name="flowbook-control", daemon=True),
+            threading.Thread(
+                target=self._httpd.serve_forever, name="flowbook-control", daemon=True
+            ),
             threading.Thread(target=self._reap, name="flowbook-control-leases", daemon=True),
         ]
         self._stop = threading.Event()
@@ -157,7 +159,9 @@ class ControlServer:
 
     def _store_changed(self, change: Any) -> None:
         self.log.append(
-            added=sorted(change.added), updated=sorted(change.updated), removed=sorted(change.removed)
+            added=sorted(change.added),
+            updated=sorted(change.updated),
+            removed=sorted(change.removed),
         )
 
     def _intercept_changed(self) -> None:
@@ -250,7 +254,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(n) if n else b"{}"
         return json.loads(raw or b"{}")
 
-    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))

@@ -69,12 +69,12 @@ class RemoteInterceptController(InterceptController):
     def detach_loop(self) -> None:
         pass
 
-    @property  # type: ignore[override]
-    def rules(self) -> RemoteRules:
+    @property
+    def rules(self) -> RemoteRules:  # type: ignore[override]
         return RemoteRules(self._client)
 
-    @property  # type: ignore[override]
-    def breakpoint(self) -> Breakpoint | None:
+    @property
+    def breakpoint(self) -> Breakpoint | None:  # type: ignore[override]
         s = self.status()
         if not s["enabled"]:
             return None
@@ -86,8 +86,8 @@ class RemoteInterceptController(InterceptController):
             matches=compile_filter(s["filter"]),
         )
 
-    @property  # type: ignore[override]
-    def errors(self) -> list[str]:
+    @property
+    def errors(self) -> list[str]:  # type: ignore[override]
         return list(self._client.call("intercept.errors"))
 
     def active(self) -> bool:
@@ -112,7 +112,9 @@ class RemoteInterceptController(InterceptController):
         self._client.call("intercept.disable")
 
     def add_rule(self, filter: str | None, action: str, **params: Any) -> str:
-        return str(self._client.call("intercept.add_rule", filter=filter, action=action, params=params))
+        return str(
+            self._client.call("intercept.add_rule", filter=filter, action=action, params=params)
+        )
 
     def remove_rule(self, rule_id: str) -> None:
         self._client.call("intercept.remove_rule", rule_id=rule_id)

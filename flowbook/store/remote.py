@@ -186,9 +186,7 @@ class RemoteStore(Store):
         self._feed = ChangeFeed()
         self._known: set[str] = set()
         self._intercept_listeners: list[Callable[[dict[str, Any]], None]] = []
-        self.poller = ChangePoller(
-            client, self._apply, self._reset, instance=instance, seq=seq
-        )
+        self.poller = ChangePoller(client, self._apply, self._reset, instance=instance, seq=seq)
 
     # ---- the change feed ---------------------------------------------------------------------
 
@@ -359,4 +357,3 @@ class RemoteStore(Store):
         self.poller.close()
         self._feed.close()
         self.client.close()
-

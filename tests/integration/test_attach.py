@@ -207,9 +207,7 @@ print(json.dumps({"seen": seen, "ids": list(df["id"]), "models": list(df["model"
 """
 
 
-def test_a_second_kernel_attaches_and_sees_the_same_flows(
-    capture: Capture, data_dir: Path
-) -> None:
+def test_a_second_kernel_attaches_and_sees_the_same_flows(capture: Capture, data_dir: Path) -> None:
     fb.attach(capture.data_dir)
     proc = kernel(SECOND_KERNEL, data_dir)
     assert proc.stdout is not None and proc.stdin is not None
@@ -256,8 +254,10 @@ def test_replay_after_reconnect_from_a_sequence_number(capture: Capture) -> None
     mid = wait_for(lambda: (s := client.call("hello")["seq"]) > seq0 and s, "a change")
     api.chat.completions.create(model="o3-mini", messages=MSG)
     second = wait_for(lambda: (r := first_row("model:o3-mini")) and r["id"], "flow 2")
-    wait_for(lambda: any(second in c.get("added", []) for c in
-                         client.changes(mid, 0)["changes"]), "flow 2's change")
+    wait_for(
+        lambda: any(second in c.get("added", []) for c in client.changes(mid, 0)["changes"]),
+        "flow 2's change",
+    )
     # A kernel that saw everything up to `mid` gets exactly what followed, numbered.
     rest = client.changes(mid, 0)
     assert rest["reset"] is False and rest["instance"] == instance
@@ -271,8 +271,10 @@ def test_replay_after_reconnect_from_a_sequence_number(capture: Capture) -> None
     store = RemoteStore(capture.data_dir, again, instance=instance, seq=seq0)
     store.changed.connect(replayed.append)
     try:
-        wait_for(lambda: {first, second} <= {i for c in replayed for i in c.added},
-                 "the replayed additions")
+        wait_for(
+            lambda: {first, second} <= {i for c in replayed for i in c.added},
+            "the replayed additions",
+        )
         assert store.last_seq >= rest["seq"]
     finally:
         store.close()
@@ -302,9 +304,7 @@ def test_a_held_flow_is_released_by_its_timeout_when_its_kernel_goes_away(
     try:
         wait_for(lambda: fb.intercept.status()["enabled"], "the other kernel's breakpoint")
         with ThreadPoolExecutor(1) as pool:
-            call = pool.submit(
-                lambda: client.chat.completions.create(model="gpt-4o", messages=MSG)
-            )
+            call = pool.submit(lambda: client.chat.completions.create(model="gpt-4o", messages=MSG))
             assert holder.stdout is not None
             fid = holder.stdout.readline().strip()
             (p,) = fb.intercept.pending()
