@@ -173,6 +173,10 @@ def current(data_dir: str | Path | None = None) -> Workspace:
     with _lock:
         wanted = resolve_data_dir(data_dir) if data_dir is not None else None
         ws = _current
+        if ws is not None and getattr(ws, "attached", False) and ws.monitor is None:
+            # The capture process this kernel watched has ended: read its data dir locally.
+            ws.close()
+            ws = _current = Workspace(ws.data_dir)
         if ws is not None and (wanted is None or ws.data_dir == wanted):
             return ws
         carried: InterceptController | None = None

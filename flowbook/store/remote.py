@@ -30,6 +30,8 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 
+from flowbook.filters import parse
+from flowbook.filters.errors import FilterError
 from flowbook.model import FlowAnnotations, LLMFlow
 from flowbook.store.changes import ADDED, REMOVED, UPDATED, ChangeFeed
 from flowbook.store.facade import Store
@@ -46,6 +48,7 @@ _ERRORS: dict[str, type[Exception]] = {
     "RuntimeError": RuntimeError,
     "FileNotFoundError": FileNotFoundError,
     "PermissionError": PermissionError,
+    "FilterError": FilterError,
 }
 
 
@@ -278,6 +281,8 @@ class RemoteStore(Store):
     ) -> pd.DataFrame:
         """As ``Store.query``, run by the capture process (which settles its recorder first)."""
         check_query_args(sort_by, sort_order, page, page_size)
+        if filter:
+            parse(filter)  # a bad filter raises here, with its column, before any round trip
         return self.client.query(
             filter=filter,
             sort_by=sort_by,

@@ -404,3 +404,16 @@ def test_flowmon_start_detached_and_attach_from_a_cell(
     # `flowbook capture` says where it writes and how to attach.
     assert f"writes flows to {data_dir}/flows" in log and "fb.attach(" in log
     assert "%flowmon attach --data-dir" in log and "capture.token" in log
+
+
+def test_when_the_capture_ends_elsewhere_the_kernel_reads_the_data_dir(
+    capture: Capture,
+) -> None:
+    fb.attach(capture.data_dir)
+    sdk(capture.proxy_url).chat.completions.create(model="gpt-4o", messages=MSG)
+    with pytest.raises(Exception, match="column"):
+        fb.flows("model:(")  # a bad filter fails here, pointing at the column
+    assert fb.wait_idle()
+    capture.stop()  # Ctrl-C in its terminal
+    assert fb.monitor() is None and fb.status()["running"] is False
+    assert list(fb.flows(include_history=True)["model"]) == ["gpt-4o"]
