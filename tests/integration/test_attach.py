@@ -153,11 +153,15 @@ def test_intercept_from_an_attached_kernel_edits_the_upstream_request(
     client = sdk(capture.proxy_url)
     fb.intercept.enable("model:gpt-4o-mini", timeout=60)
     assert fb.intercept.status()["enabled"] is True
+    panel = fb.intercept_panel()  # the approval widget, unchanged, on the remote controller
+    assert panel.pending == [] and panel.status["enabled"] is True
     with ThreadPoolExecutor(1) as pool:
         call = pool.submit(
             lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
         )
         (p,) = wait_for(fb.intercept.pending, "a paused flow")
+        # The capture's change log reaches the panel through the controller's changed signal.
+        wait_for(lambda: [q["id"] for q in panel.pending] == [p.id], "the panel to show it")
         assert p.stage == "request" and p.editable["messages"] == MSG and p.remaining_s > 0
         assert list(fb.flows("state:intercepted")["id"]) == [p.id]
         with pytest.raises(EditError):
