@@ -57,16 +57,23 @@ def start(
     ``port=0`` picks a free port. Extra keyword options go to mitmproxy (e.g.
     ``ssl_insecure=True``). Idempotent: a second call returns the running monitor.
 
+    When a capture process (``flowbook capture``) already runs for the data dir, this kernel
+    attaches to it instead of starting a second proxy on the same files.
+
     ``detached=True`` runs the proxy in its own process (``flowbook capture``, output in
     ``<data_dir>/capture.log``) that outlives this kernel, and attaches to it (see
     :func:`attach`); a capture already running for the data dir is attached to instead.
     """
-    if detached:
-        from flowbook.workspace import start_detached
+    from flowbook.workspace import running_elsewhere, start_detached
 
+    if detached:
         mon = start_detached(data_dir, port, host, mode, options).monitor
         assert mon is not None
         return mon
+    if running_elsewhere(data_dir):
+        # A capture process already writes this data dir: a second proxy would write the same
+        # files. Watch that one instead (as a second start returns the running monitor).
+        return attach(data_dir)
     return _ws(data_dir).start(port, host, mode, **options)
 
 

@@ -262,6 +262,21 @@ def start_detached(
         return attach(d)
 
 
+def running_elsewhere(data_dir: str | Path | None) -> bool:
+    """Whether a capture process with a control channel runs for ``data_dir`` (default: the
+    current one) while this process captures nothing itself."""
+    from flowbook.attached import find_capture
+
+    ws = _current
+    if ws is not None and ws.monitor is not None:
+        return False
+    if data_dir is not None:
+        d = resolve_data_dir(data_dir)
+    else:
+        d = ws.data_dir if ws is not None else resolve_data_dir(None)
+    return find_capture(d) is not None
+
+
 def forget(ws: Workspace) -> None:
     """Replace ``ws`` as the current workspace by a local one for the same data dir (after an
     attached kernel stopped its capture, ``fb.flows()`` reads that data dir's history)."""

@@ -421,3 +421,10 @@ def test_when_the_capture_ends_elsewhere_the_kernel_reads_the_data_dir(
     capture.stop()  # Ctrl-C in its terminal
     assert fb.monitor() is None and fb.status()["running"] is False
     assert list(fb.flows(include_history=True)["model"]) == ["gpt-4o"]
+
+
+def test_an_in_kernel_start_joins_the_capture_process_instead_of_a_second_proxy(
+    capture: Capture, upstream: FakeUpstream
+) -> None:
+    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=capture.data_dir)
+    assert mon.pid == capture.pid and fb.status()["attached"] is True
