@@ -3,7 +3,8 @@ and ``RESULTS.md``.
 
     python -m bench                 # P1/P2, P4 (+ FTS), P5 at full size (~15 min once cached)
     python -m bench --quick         # smaller N everywhere (a few minutes)
-    python -m bench --skip-proxy    # storage, memory and P6 only
+    python -m bench --skip-proxy    # storage, memory, the table and P6 only
+    python -m bench --only table    # P7: flow-table refresh at 1M vs 1k flows
     python -m bench.attach_latency  # P6 alone (bench/results/p6.json, P6.md)
 
 The 1M-flow corpus for P4/FTS is cached under /tmp (see ``bench.storage_filters``); the first
@@ -73,6 +74,22 @@ def proxy_rows(r: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
+def all_rows(res: dict[str, Any]) -> list[Row]:
+    """The summary table rows of every part present in a results dict."""
+    from bench import memory, storage_filters, table_refresh
+
+    rows: list[Row] = []
+    if "proxy" in res:
+        rows += proxy_rows(res["proxy"])
+    if "storage" in res:
+        rows += storage_filters.rows_for_table(res["storage"])
+    if "memory" in res:
+        rows += memory.rows_for_table(res["memory"])
+    if "table" in res:
+        rows += table_refresh.rows_for_table(res["table"])
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     head = ("measure", "value", "target", "pass")
     lines = ["| " + " | ".join(head) + " |", "|---|---|---|---|"]
@@ -82,7 +99,7 @@ def table(rows: list[Row]) -> str:
 
 def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
     m = res["machine"]
-    st, mem = res.get("storage"), res.get("memory")
+    st, mem, tab = res.get("storage"), res.get("memory"), res.get("table")
     out = [
         "# flowbook benchmark results",
         "",
@@ -94,6 +111,13 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
         f"{', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}.",
         "",
         table(rows),
+        "",
+        *[
+            f"Part `{u['part']}` re-measured {u['date']} with `{u['command']}` "
+            f"({u['elapsed_s'] / 60:.1f} min, load average at start "
+            f"{', '.join(f'{x:.2f}' for x in u['machine']['load_avg_at_start'])})."
+            for u in res.get("updates", [])
+        ],
         "",
         "## How each number was measured",
         "",
@@ -159,6 +183,21 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
             f"{mem['summary_dict_rows_bytes_per_flow']:.0f} B; the DataFrame "
             f"{mem['summary_frame_bytes_per_flow']:.0f} B (`memory_usage(deep=True)`).",
         ]
+    if tab:
+        out.append(
+            "- P7: `bench/table_refresh.py`: a flow-table view (`flowbook.ui.views.TableView`) "
+            "over a memory store filled with synthetic summary rows; one refresh = merging a "
+            "live batch (10 new streaming flows + 2 completing ones) and encoding the visible "
+            "60 rows as Arrow IPC, what the table pushes to the browser. Median of "
+            f"{tab['rounds']} refreshes per size, the two sizes interleaved round by round; "
+            "view build (once per filter/sort choice, O(N)): "
+            + "; ".join(
+                f"{c['view']}: {c['small']['build_ms']:.0f} ms at {c['small']['n']:,}, "
+                f"{c['big']['build_ms']:.0f} ms at {c['big']['n']:,}"
+                for c in tab["cases"]
+            )
+            + "."
+        )
     out += ["", "Raw numbers: `latest.json`.", ""]
     (RESULTS / "RESULTS.md").write_text("\n".join(out))
 
@@ -170,7 +209,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small N everywhere (minutes)")
     ap.add_argument("--skip-proxy", action="store_true", help="skip P1/P2")
-    ap.add_argument("--only", choices=["proxy", "storage", "memory", "attach"], help="run one part")
+    ap.add_argument(
+        "--only",
+        choices=["proxy", "storage", "memory", "table", "attach"],
+        help="run one part",
+    )
     ap.add_argument("--n", type=int, help="flows in the P4/FTS corpus (default 1M; quick 100k)")
     ap.add_argument("--mitm-sample", type=int, help="HTTPFlows for flowfilter (default 50k)")
     ap.add_argument("--p5-n", type=int, help="flows for P5 (default 100k; quick 20k)")
@@ -178,7 +221,7 @@ def main() -> None:
     n = a.n or (100_000 if a.quick else 1_000_000)
     p5_n = a.p5_n or (20_000 if a.quick else 100_000)
     sample = a.mitm_sample or (20_000 if a.quick else 50_000)
-    parts = [a.only] if a.only else ["proxy", "storage", "memory", "attach"]
+    parts = [a.only] if a.only else ["proxy", "storage", "memory", "table", "attach"]
     if a.skip_proxy and "proxy" in parts:
         parts.remove("proxy")
 
@@ -209,6 +252,13 @@ def main() -> None:
         print(f"P5: memory, {p5_n:,} flows …", file=sys.stderr, flush=True)
         res["memory"] = memory.run(p5_n)
         rows += memory.rows_for_table(res["memory"])
+    if "table" in parts:
+        from bench import table_refresh
+
+        big = 100_000 if a.quick else 1_000_000
+        print(f"P7: table refresh, {big:,} vs 1,000 flows …", file=sys.stderr, flush=True)
+        res["table"] = table_refresh.run(big)
+        rows += table_refresh.rows_for_table(res["table"])
     if "attach" in parts:
         from bench import attach_latency
 
@@ -219,7 +269,17 @@ def main() -> None:
     res["elapsed_s"] = time.monotonic() - t0
 
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    latest = RESULTS / "latest.json"
+    if a.only and latest.exists():
+        # One part re-run: keep the other parts' numbers, note when this one was measured.
+        merged = json.loads(latest.read_text())
+        merged[a.only] = res[a.only]
+        merged.setdefault("updates", []).append(
+            {k: res[k] for k in ("date", "command", "machine", "elapsed_s")} | {"part": a.only}
+        )
+        res = merged
+        rows = all_rows(res)
+    latest.write_text(json.dumps(res, indent=2, default=str) + "\n")
     write_markdown(res, rows)
     print(table(rows))
     print(f"\n{res['elapsed_s'] / 60:.1f} min; wrote {RESULTS / 'latest.json'} and RESULTS.md")

@@ -14,6 +14,7 @@ from flowbook.model import LLMFlow
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flowbook.analysis.diff import FlowDiff
     from flowbook.capture.monitor import Monitor
     from flowbook.store.facade import Store
     from flowbook.workspace import Workspace
@@ -22,13 +23,19 @@ __all__ = [
     "attach",
     "bookmark",
     "comment",
+    "dashboard",
+    "diff",
+    "export",
     "flows",
+    "generate_code",
     "get_flow",
     "load",
     "monitor",
+    "show",
     "start",
     "status",
     "stop",
+    "table",
     "tag",
 ]
 
@@ -167,8 +174,64 @@ def comment(flow_id: str, text: str) -> None:
 
 
 def load(path: str | Path) -> list[str]:
-    """Import flows from a flowbook JSONL file; returns the ids added."""
-    return _ws().store.load(Path(path))
+    """Import flows from a HAR file (browser DevTools, other tools, flowbook's own), a mitmproxy
+    flow file (``mitmdump -w``), or a flowbook JSONL/JSON export; returns the ids added.
+
+    Every LLM call in the file is detected and rebuilt like live traffic (streams included);
+    other requests are skipped; flows already stored are not added twice."""
+    from flowbook.export.importer import load as _load
+
+    return _load(path)
+
+
+def export(
+    selection: Any = None,
+    format: str = "har",
+    path: str | Path | None = None,
+    *,
+    include_request_body: bool = True,
+    include_response_body: bool = True,
+    redact_sensitive: bool = True,
+    include_history: bool = False,
+) -> str | bytes | Path:
+    """Export flows as ``har`` (HAR 1.2 with an ``_llm`` extension; DevTools imports it),
+    ``markdown`` (a report to paste into an issue), ``json``/``jsonl`` (lossless, ``fb.load``
+    reads them back), ``csv`` (the ``fb.flows()`` columns), ``parquet`` (a directory, path
+    required) or ``mitmproxy`` (a flow file mitmweb opens).
+
+    ``selection``: None (every flow of the session; the stored history too with
+    ``include_history=True``), a filter string, a list of flow ids, or a DataFrame from
+    ``fb.flows()``. Returns the text (bytes for mitmproxy), or writes ``path`` (large selections
+    stream to disk with a progress bar) and returns it as a Path. Secrets are masked with
+    ``fb.redaction``'s rules unless ``redact_sensitive=False`` (which warns).
+    """
+    from flowbook.export.exporter import export as _export
+
+    return _export(
+        selection,
+        format,
+        path,
+        include_request_body=include_request_body,
+        include_response_body=include_response_body,
+        redact_sensitive=redact_sensitive,
+        include_history=include_history,
+    )
+
+
+def generate_code(
+    flow_id: str | LLMFlow,
+    format: str = "curl",
+    *,
+    include_comments: bool = True,
+    sdk: bool = False,
+) -> str:
+    """Code that repeats a flow's request: ``curl``, ``python`` (httpx; ``sdk=True`` for the
+    official OpenAI/Anthropic/Gemini SDK), ``typescript`` (fetch), ``go`` (net/http) or ``rust``
+    (reqwest). Secrets become environment variables (``OPENAI_API_KEY`` …), never literals; a
+    streamed call streams and prints the text as it arrives."""
+    from flowbook.export.codegen import generate
+
+    return generate(flow_id, format, include_comments=include_comments, sdk=sdk)
 
 
 def wait_idle(timeout: float = 10.0) -> bool:
@@ -230,6 +293,43 @@ def intercept_panel() -> Any:
     return InterceptPanel()
 
 
+def diff(
+    a: str | LLMFlow, b: str | LLMFlow, *, ignore: tuple[str, ...] = ("ids", "timestamps")
+) -> FlowDiff:
+    """Compare two flows (ids or LLMFlow objects): parameters, tools, system prompt, messages
+    aligned by content, response text word by word. Returns a FlowDiff (``.changes``,
+    ``.to_markdown()``; shows side by side in a notebook). ``ignore`` may also name "usage"."""
+    from flowbook.analysis.diff import diff_flows
+
+    fa = a if isinstance(a, LLMFlow) else get_flow(a)
+    fb_ = b if isinstance(b, LLMFlow) else get_flow(b)
+    return diff_flows(fa, fb_, ignore=ignore)
+
+
+def show(flow_id: str | LLMFlow, *, height: int = 620) -> Any:
+    """The detail widget of one flow: overview (timing, tokens, cost, context window),
+    conversation, response, stream events, raw headers and bodies, and editable notes."""
+    from flowbook.ui.detail import show as _show
+
+    return _show(flow_id, height=height)
+
+
+def table(filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The live flow table widget: new flows appear as they are captured, sorting and filtering
+    run in the kernel, a clicked row opens its detail. ``.selected`` holds the selected ids,
+    ``.df`` the selected rows; ``include_history`` adds flows stored by earlier sessions."""
+    from flowbook.ui.table import FlowTable
+
+    return FlowTable(filter, include_history=include_history)
+
+
+def dashboard(filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The flow table with its detail pane, live charts and the intercept panel in one view."""
+    from flowbook.ui.dashboard import Dashboard
+
+    return Dashboard(filter, include_history=include_history)
+
+
 def __getattr__(name: str) -> Any:
     # Lazily built attributes: fb.config (the live configuration of the current data dir) and
     # fb.intercept (breakpoints and rules).
@@ -239,10 +339,18 @@ def __getattr__(name: str) -> Any:
         from flowbook.capture.monitor import Monitor
 
         return Monitor
+    if name == "redaction":
+        import importlib
+
+        return importlib.import_module("flowbook.redaction")
     if name == "intercept":
         import importlib
 
         return importlib.import_module("flowbook.intercept")
+    if name == "charts":  # fb.charts.latency(), .ttft_vs_tokens(), .usage_over_time(), .errors()
+        import importlib
+
+        return importlib.import_module("flowbook.ui.charts")
     raise AttributeError(f"module 'flowbook.api' has no attribute {name!r}")
 
 

@@ -5,12 +5,15 @@
 %flowmon attach [--data-dir DIR]   watch (and intercept) a capture running in another process
 %flowmon stop | status             stop ends an attached capture too
 %flowmon flows [FILTER]            the flows DataFrame (filtered)
-%flowmon show ID                   one flow
+%flowmon table [FILTER]            the live flow table widget
+%flowmon show ID                   one flow in the detail widget
+%flowmon export FORMAT PATH [--filter EXPR] [--history] [--no-redact]
+                                   har | markdown | json | jsonl | csv | parquet | mitmproxy
 %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
 %flowmon intercept off | status
 %flowmon run CMD [ARGS]...         run a program with its LLM calls captured (starts a capture
                                    on a free port if none runs), its output here, then a summary
-%flowmon                           status and the latest flows
+%flowmon                           the dashboard: live table, detail, charts, intercept
 """
 
 from __future__ import annotations
@@ -47,6 +50,16 @@ def _attach_parser() -> _Parser:
     return p
 
 
+def _export_parser() -> _Parser:
+    p = _Parser(prog="%flowmon export", add_help=False)
+    p.add_argument("format")
+    p.add_argument("path")
+    p.add_argument("--filter", default=None)
+    p.add_argument("--history", action="store_true")
+    p.add_argument("--no-redact", action="store_true")
+    return p
+
+
 def run_line(line: str) -> Any:
     """Execute one ``%flowmon`` line and return what the cell should display."""
     from flowbook import api as fb
@@ -80,10 +93,15 @@ def run_line(line: str) -> Any:
         return fb.status()
     if cmd == "flows":
         return fb.flows(" ".join(rest) or None)
+    if cmd == "table":
+        return fb.table(" ".join(rest) or None)
     if cmd == "show":
         if len(rest) != 1:
             raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
-        return fb.get_flow(rest[0])
+        try:
+            return fb.show(rest[0])
+        except KeyError as exc:
+            raise MagicUsageError(str(exc.args[0] if exc.args else exc)) from None
     if cmd == "run":
         if rest[:1] == ["--"]:
             rest = rest[1:]
@@ -91,6 +109,14 @@ def run_line(line: str) -> Any:
             raise MagicUsageError("%flowmon run needs a command, e.g. %flowmon run python agent.py")
         mon = fb.monitor() or fb.start(port=0)
         return mon.run(rest)
+    if cmd == "export":
+        a = _export_parser().parse_args(rest)
+        try:
+            path = fb.export(a.filter, a.format, a.path, include_history=a.history,
+                             redact_sensitive=not a.no_redact)  # fmt: skip
+        except (ValueError, KeyError) as exc:
+            raise MagicUsageError(f"%flowmon export: {exc}") from None
+        return f"exported to {path!s}"
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 
@@ -104,14 +130,13 @@ def run_line(line: str) -> Any:
 def _overview() -> Any:
     from flowbook import api as fb
 
-    status = fb.status()
     try:
+        return fb.dashboard()
+    except ImportError:  # no widget stack: status and the latest flows instead
         from IPython.display import display
 
-        display(status)
-    except ImportError:
-        pass
-    return fb.flows(page=1, page_size=20)
+        display(fb.status())
+        return fb.flows(page=1, page_size=20)
 
 
 def register(ipython: Any) -> None:

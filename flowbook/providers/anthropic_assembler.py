@@ -158,7 +158,7 @@ class AnthropicAssembler(Assembler):
             self._stop(d.get("delta") or {})
             self._merge_usage(d.get("usage"))
         elif kind == "message_stop":
-            self._stopped = True
+            self._stopped = self.finished = True
             metrics = d.get("amazon-bedrock-invocationMetrics")
             if metrics is not None:  # Bedrock appends its own counts to the last event
                 self.response.extra["bedrock_invocation_metrics"] = metrics

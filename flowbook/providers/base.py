@@ -100,6 +100,9 @@ class Assembler(ABC):
         self.request = request
         self.response = response
         self.error: FlowError | None = None
+        # True once a stream carried its protocol's end ([DONE], message_stop, …): the answer is
+        # complete whatever happens to the connection afterwards (the capture relies on it).
+        self.finished = False
 
     @abstractmethod
     def feed(self, event: StreamEvent) -> bool:

@@ -123,6 +123,7 @@ class ConverseAssembler(Assembler):
             if d.get("additionalModelResponseFields"):
                 self.response.extra["additional_fields"] = d["additionalModelResponseFields"]
         elif event.event == "metadata":
+            self.finished = True  # ConverseStream's last frame, after messageStop
             self._metadata(d)
         return False
 
@@ -236,11 +237,13 @@ class InvokeAssembler(Assembler):
         metrics = decoded.get("amazon-bedrock-invocationMetrics")
         if isinstance(metrics, dict):
             self._metrics = metrics
+            self.finished = True  # Bedrock adds its metrics to the last chunk
             self.response.extra["bedrock_invocation_metrics"] = metrics  # same key as Anthropic
         if self._inner is not None:
             inner_event = StreamEvent(t=t or 0.0, event=decoded.get("type"), data=decoded)
             out = self._inner.feed(inner_event)
             self.error = self.error or self._inner.error
+            self.finished = self.finished or self._inner.finished
             return out
         text = next(
             (

@@ -168,6 +168,7 @@ class GeminiAssembler(Assembler):
             reason = str(feedback["blockReason"])
             r.extra["prompt_feedback"] = feedback
             r.stop_reason = reason
+            self.finished = True
             self.error = FlowError(
                 type=ErrorType.CONTENT_FILTER,
                 message=f"prompt blocked: {reason} {feedback.get('blockReasonMessage') or ''}",
@@ -200,6 +201,7 @@ class GeminiAssembler(Assembler):
         reason = cand.get("finishReason")
         if reason:
             r.stop_reason = str(reason)
+            self.finished = True  # the last chunk of a stream carries the finishReason
             if cand.get("finishMessage"):
                 r.extra["finish_message"] = cand["finishMessage"]
             if reason in _FILTERED:

@@ -171,6 +171,7 @@ class KiroAssembler(Assembler):
         return False
 
     def _on_meteringEvent(self, d: dict[str, Any]) -> bool:
+        self.finished = True  # the stream's last frame (there is no stop event, §6.3)
         amount = d.get("usage")
         if isinstance(amount, (int, float)):
             extra = self.response.extra

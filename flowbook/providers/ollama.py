@@ -173,6 +173,7 @@ class OllamaAssembler(Assembler):
             r.tool_calls.append(ToolCall(tid, str(fn.get("name") or ""), parsed, raw))
             carried = True
         if data.get("done"):
+            self.finished = True
             self._done(data)
         return carried
 

@@ -114,7 +114,7 @@ class ChatAssembler(Assembler):
         data = event.data
         if isinstance(data, str):
             if data.strip() == "[DONE]":
-                self._done = True
+                self._done = self.finished = True
             elif data.strip():
                 self._parse_problem(f"stream data is not JSON: {data[:200]!r}")
             return False

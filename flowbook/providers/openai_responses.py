@@ -113,6 +113,7 @@ class ResponsesAssembler(Assembler):
         kind = str(data.get("type") or event.event or "")
         self._streamed = True
         self._ended = self._ended or kind in _TERMINAL or kind == "error"
+        self.finished = self._ended
         r = self.response
         delta = data.get("delta")
         if kind == "response.output_text.delta" and isinstance(delta, str):

@@ -28,6 +28,7 @@ class FlowStore:
     def __init__(self, max_flows_in_memory: int = 1000) -> None:
         self.max_flows_in_memory = max_flows_in_memory
         self._lock = threading.RLock()
+        self._frame_build_lock = threading.Lock()
         self._flows: OrderedDict[str, LLMFlow] = OrderedDict()
         # One tuple per flow in COLUMNS order (a dict per row would cost ~1.5 KB a flow).
         self._rows: dict[str, tuple[Any, ...]] = {}
@@ -146,6 +147,12 @@ class FlowStore:
         Only rows that changed since the last call are rebuilt, so a store of a million flows
         with a few live ones costs a small concat, not a rebuild from a million dicts.
         """
+        # One build at a time: two readers building from the same dirty set could otherwise
+        # store an older frame after a newer one, losing rows until the next full rebuild.
+        with self._frame_build_lock:
+            return self._build_frame()
+
+    def _build_frame(self) -> pd.DataFrame:
         with self._lock:
             if self._frame is not None and self._frame_rev == self._revision:
                 return self._frame

@@ -16,19 +16,13 @@ from flowbook.model import (
     ErrorType,
     FlowAnnotations,
     FlowError,
-    FlowMetadata,
-    FlowState,
-    FlowTimestamps,
     LLMFlow,
-    LLMRequest,
-    LLMResponse,
-    Message,
-    Part,
     ToolCall,
     Usage,
 )
 from flowbook.schema import frame_from_rows, summary_row
 from flowbook.store.file_store import FileStore
+from tests.helpers import factories
 
 DAY = 86400.0
 
@@ -40,39 +34,28 @@ def make_flow(
     answer: str = "Sunny, 21 °C.",
     error: str | None = None,
 ) -> LLMFlow:
-    """A completed chat flow built from the model directly."""
+    """A completed chat flow (the shared factory, with this module's body, tool call and times)."""
     t = time.time() if created is None else created
-    req = LLMRequest(
-        url="https://api.openai.com/v1/chat/completions",
-        host="api.openai.com",
-        path="/v1/chat/completions",
-        headers={"content-type": "application/json"},
-        body=json.dumps({"model": "gpt-4o", "n": i}).encode(),
-        model="gpt-4o",
+    flow = factories.make_flow(
+        f"flow-{i:05d}",
+        request_body=json.dumps({"model": "gpt-4o", "n": i}).encode(),
         system="You are terse.",
-        messages=[Message("user", [Part("text", text=user)])],
+        user=user,
         stream=True,
-    )
-    resp = LLMResponse(
-        status_code=500 if error else 200,
-        body=b"data: {}\n\n",
+        status=500 if error else 200,
+        response_body=b"data: {}\n\n",
         text=answer,
         tool_calls=[ToolCall("c1", "get_weather", {"city": "Lyon"}, '{"city":"Lyon"}')],
-        stop_reason="stop",
         usage=Usage(input=100 + i, output=20, cache_read=10, source="reported"),
-    )
-    return LLMFlow(
-        id=f"flow-{i:05d}",
-        flow_type="chat",
-        state=FlowState.ERROR if error else FlowState.COMPLETED,
-        request=req,
-        response=resp,
         error=FlowError(ErrorType.SERVER_ERROR, error, status=500) if error else None,
-        metadata=FlowMetadata(provider="openai", api="chat", cost_usd=0.002, session="s1"),
-        timestamps=FlowTimestamps(
-            created=t, request_sent=t, first_byte=t + 0.2, first_token=t + 0.3, completed=t + 1.0
-        ),
+        cost=0.002,
+        session="s1",
+        created=t,
+        latency_s=1.0,
+        ttft_s=0.3,
     )
+    flow.timestamps.request_sent, flow.timestamps.first_byte = t, t + 0.2
+    return flow
 
 
 @pytest.fixture

@@ -12,21 +12,15 @@ from mitmproxy.test import tflow
 from flowbook.filters import FilterError, MemoryFlowSource, parse, validate
 from flowbook.model import (
     ErrorType,
-    FlowAnnotations,
     FlowError,
-    FlowMetadata,
     FlowState,
-    FlowTimestamps,
     LLMFlow,
     LLMRequest,
     LLMResponse,
-    Message,
-    Part,
-    Tool,
-    ToolCall,
     Usage,
 )
 from flowbook.schema import frame_from_rows, summary_row
+from tests.helpers import factories
 
 
 def make_flow(
@@ -58,46 +52,35 @@ def make_flow(
     session: str | None = None,
 ) -> LLMFlow:
     """One flow with the fields the tests vary; ``status=None`` means no response at all."""
-    request = LLMRequest(
+    return factories.make_flow(
+        fid,
+        state=state,
+        provider=provider,
+        model=model,
         method=method,
-        url=f"https://{host}{path}",
         host=host,
         path=path,
         headers=req_headers or {"content-type": "application/json"},
-        body=f'{{"model": "{model}", "q": "{user}"}}'.encode(),
-        model=model,
-        messages=[Message("user", [Part("text", text=user)])],
+        request_body=f'{{"model": "{model}", "q": "{user}"}}'.encode(),
         system=system,
-        tools=[Tool(name=t) for t in tools],
+        user=user,
+        tools=tools,
         stream=stream,
-    )
-    response = None
-    if status is not None:
-        response = LLMResponse(
-            status_code=status,
-            headers=resp_headers or {"content-type": "application/json"},
-            body=f'{{"text": "{text}"}}'.encode(),
-            text=text,
-            thinking=thinking,
-            tool_calls=[
-                ToolCall(id=f"c{i}", name=n, arguments_raw="{}") for i, n in enumerate(calls)
-            ],
-            stop_reason="stop",
-            usage=usage,
-        )
-    ts = FlowTimestamps(created=1_700_000_000.0)
-    if latency_s is not None:
-        ts.completed = ts.created + latency_s
-        ts.first_token = ts.created + latency_s / 4
-    return LLMFlow(
-        id=fid,
-        state=state,
-        request=request,
-        response=response,
+        response=status is not None,
+        status=status or 200,
+        response_headers=resp_headers or {"content-type": "application/json"},
+        response_body=f'{{"text": "{text}"}}'.encode(),
+        text=text,
+        thinking=thinking,
+        tool_calls=calls,
+        usage=usage,
         error=error,
-        metadata=FlowMetadata(provider=provider, api="chat", cost_usd=cost, session=session),
-        timestamps=ts,
-        annotations=FlowAnnotations(bookmarked=bookmarked, tags=list(tags), comment=comment),
+        cost=cost,
+        session=session,
+        latency_s=latency_s,
+        bookmarked=bookmarked,
+        tags=tags,
+        comment=comment,
     )
 
 

@@ -6,17 +6,17 @@ import threading
 
 import pandas as pd
 
-from flowbook.model import FlowState, LLMFlow, LLMRequest, LLMResponse, Usage
+from flowbook.model import FlowState, LLMFlow, Usage
 from flowbook.schema import frame_from_rows, summary_row
 from flowbook.store.memory import FlowStore
+from tests.helpers.factories import T0, make_flow
 
 
 def flow(i: int, state: FlowState = FlowState.COMPLETED) -> LLMFlow:
-    f = LLMFlow(id=f"f{i:04d}", state=state, request=LLMRequest(model=f"m{i % 3}"))
-    f.response = LLMResponse(
-        status_code=200, text=f"t{i}", usage=Usage(input=i, output=2 * i, source="reported")
+    usage = Usage(input=i, output=2 * i, source="reported")
+    return make_flow(
+        f"f{i:04d}", state=state, model=f"m{i % 3}", text=f"t{i}", usage=usage, created=T0 + i
     )
-    return f
 
 
 def test_lru_keeps_every_summary_but_only_recent_full_flows() -> None:
@@ -74,3 +74,33 @@ def test_change_signal_coalesces_updates() -> None:
     assert set().union(*batches) == {"f0000", "f0001", "f0002"}
     assert len(batches) <= 3  # six updates, never more callbacks than updates
     store.changed.close()
+
+
+def test_concurrent_readers_never_lose_rows() -> None:
+    """Readers building the frame at the same time as writers add flows: the final frame
+    holds every flow (two builds from one dirty set once stored an older frame last)."""
+    import threading
+
+    store = FlowStore(100_000)
+    writers_done = threading.Event()
+
+    def read() -> None:
+        while not writers_done.is_set():
+            store.frame()
+
+    def write(start: int) -> None:
+        for i in range(start, start + 1500):
+            store.put(make_flow(f"w{i:06d}"))
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    writers = [threading.Thread(target=write, args=(k * 10_000,)) for k in range(2)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    writers_done.set()
+    for t in readers:
+        t.join()
+    frame = store.frame()
+    assert len(frame) == 3000
+    assert frame["id"].is_unique

