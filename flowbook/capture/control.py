@@ -158,10 +158,19 @@ class ControlServer:
     # ---- change log ------------------------------------------------------------------------
 
     def _store_changed(self, change: Any) -> None:
+        # The fresh summary rows travel with the ids (as mitmweb's flows/update carry the flow),
+        # so a kernel's table refreshes a streaming row without asking for it.
+        memory = self.ws.store.memory
+        rows = {}
+        for fid in change.added | change.updated:
+            row = memory.row(fid)
+            if row is not None:
+                rows[fid] = row
         self.log.append(
             added=sorted(change.added),
             updated=sorted(change.updated),
             removed=sorted(change.removed),
+            rows=rows,
         )
 
     def _intercept_changed(self) -> None:

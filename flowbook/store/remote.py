@@ -175,6 +175,52 @@ class ChangePoller:
         self._stop.set()
 
 
+class RemoteRows:
+    """``store.memory`` of an attached kernel: the summary rows the capture sent along with its
+    changes (what the widgets' live refresh asks for), never a round trip per row.
+
+    ``row(id)`` answers for every flow that changed since this kernel attached (None for the
+    others, which the widgets then take from the frame, as in-kernel for flows not in memory);
+    ``in_memory`` is False (no full flow is held here: a filter checks rows through the frame).
+    """
+
+    def __init__(self, store: RemoteStore) -> None:
+        self._store = store
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def update(self, rows: dict[str, dict[str, Any]], removed: Iterable[str]) -> None:
+        with self._lock:
+            self._rows.update(rows)
+            for fid in removed:
+                self._rows.pop(fid, None)
+
+    def clear(self) -> list[str]:
+        with self._lock:
+            ids = list(self._rows)
+            self._rows.clear()
+        return ids
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._rows)
+
+    def row(self, flow_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._rows.get(flow_id)
+        return None if row is None else dict(row)
+
+    def in_memory(self, flow_id: str) -> bool:
+        return False
+
+    def get(self, flow_id: str) -> LLMFlow | None:
+        return self._store.get(flow_id)
+
+    def __contains__(self, flow_id: object) -> bool:
+        with self._lock:
+            return flow_id in self._rows
+
+
 class RemoteStore(Store):
     """``Store``'s reading and annotating API, answered by a capture process.
 
@@ -187,7 +233,8 @@ class RemoteStore(Store):
         self.data_dir = Path(data_dir)
         self.client = client
         self._feed = ChangeFeed()
-        self._known: set[str] = set()
+        self.rows = RemoteRows(self)
+        self.memory = self.rows  # type: ignore[assignment]  # what the widgets read rows from
         self._intercept_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.poller = ChangePoller(client, self._apply, self._reset, instance=instance, seq=seq)
 
@@ -213,13 +260,12 @@ class RemoteStore(Store):
             for fn in list(self._intercept_listeners):
                 fn(entry)
             return
+        # Rows first: a listener woken by the feed reads them at once.
+        self.rows.update(entry.get("rows") or {}, entry.get(REMOVED) or [])
         for kind in (ADDED, UPDATED, REMOVED):
             ids = entry.get(kind) or []
             if ids:
                 self._feed.record(kind, list(ids))
-        self._known.update(entry.get(ADDED) or [])
-        self._known.update(entry.get(UPDATED) or [])
-        self._known.difference_update(entry.get(REMOVED) or [])
 
     def _reset(self) -> None:
         # Too far behind to replay: every id may have changed. Listeners re-read what they show.
@@ -227,12 +273,11 @@ class RemoteStore(Store):
             ids = set(self.client.call("ids", include_history=False))
         except CaptureGone:
             return
-        gone = self._known - ids
+        gone = set(self.rows.clear()) - ids  # rows held here may be stale: drop them all
         if ids:
             self._feed.record(UPDATED, ids)
         if gone:
             self._feed.record(REMOVED, gone)
-        self._known = ids
         for fn in list(self._intercept_listeners):
             fn({"intercept": True})
 

@@ -89,6 +89,15 @@ def capture(tmp_path: Path, upstream: FakeUpstream, data_dir: Path) -> Iterator[
     cap.stop()
 
 
+def table_rows(table: Any) -> list[tuple[str, str]]:
+    """(id, state) of the rows the table widget would send to the browser now."""
+    import pyarrow as pa
+
+    _head, data = table.page(0, 50)
+    t = pa.ipc.open_stream(data).read_all().to_pydict()
+    return list(zip(t["id"], t["state"], strict=True))
+
+
 def sdk(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0, timeout=120)
 
@@ -113,6 +122,7 @@ def test_live_streaming_state_and_changes_through_attach(
     assert mon.pid == capture.pid and mon.proxy_url == capture.proxy_url
     changes: list[StoreChange] = []
     fb.flow_store().changed.connect(changes.append)
+    table = fb.table()  # the live table widget, unchanged, on the remote store
     client = sdk(capture.proxy_url)
 
     def stream() -> str:
@@ -133,7 +143,10 @@ def test_live_streaming_state_and_changes_through_attach(
             "the streaming row's tokens to grow",
         )
         assert later["id"] == fid
+        # The table pushes the streaming row (its fresh row came with the capture's change).
+        wait_for(lambda: table_rows(table)[:1] == [(fid, "streaming")], "the table's live row")
         text = call.result(timeout=120)
+    wait_for(lambda: table_rows(table) == [(fid, "completed")], "the table's completed row")
     assert text == f"Echo: {LONG}"
     done = wait_for(lambda: first_row(), "the flow")
     assert done["state"] == "completed" and str(fb.flows().dtypes["state"]).startswith("string")
