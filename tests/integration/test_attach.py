@@ -395,27 +395,24 @@ def test_detaching_ends_the_poller_and_leaves_the_capture_running(capture: Captu
 
 
 def test_flowmon_start_detached_and_attach_from_a_cell(
-    upstream: FakeUpstream, data_dir: Path, capsys: pytest.CaptureFixture[str]
+    upstream: FakeUpstream, data_dir: Path
 ) -> None:
-    from IPython.testing.globalipapp import get_ipython
+    # run_line is what %flowmon runs (IPython's global test shell starts once per process and
+    # belongs to test_magics_cli).
+    from flowbook.magics import MagicUsageError, run_line
 
-    ip = get_ipython()
-    ip.run_line_magic("load_ext", "flowbook")
-    assert ip.run_line_magic("flowmon", f"attach --data-dir {data_dir}") is None
-    assert "no capture process is running" in capsys.readouterr().out
-    mon = ip.run_line_magic(
-        "flowmon", f"start --detached --port 0 --mode reverse:{upstream.url} --data-dir {data_dir}"
-    )
+    with pytest.raises(MagicUsageError, match="no capture process is running"):
+        run_line(f"attach --data-dir {data_dir}")
+    mon = run_line(f"start --detached --port 0 --mode reverse:{upstream.url} --data-dir {data_dir}")
     try:
         assert mon.pid != os.getpid() and "detached" in repr(mon)
         fb.api._reset_for_tests()  # a kernel restart: the capture keeps running
-        again = ip.run_line_magic("flowmon", f"attach --data-dir {data_dir}")
+        again = run_line(f"attach --data-dir {data_dir}")
         assert again.pid == mon.pid and again.proxy_url == mon.proxy_url
         sdk(again.proxy_url).chat.completions.create(model="gpt-4o", messages=MSG)
-        assert list(ip.run_line_magic("flowmon", "flows model:gpt-4o")["model"]) == ["gpt-4o"]
+        assert list(run_line("flows model:gpt-4o")["model"]) == ["gpt-4o"]
     finally:
-        assert ip.run_line_magic("flowmon", "stop") is None
-    assert capsys.readouterr().out.strip().endswith("flowbook stopped")
+        assert run_line("stop") == "flowbook stopped"
     assert find_capture(data_dir) is None and fb.monitor() is None
     log = (data_dir / "capture.log").read_text()
     # `flowbook capture` says where it writes and how to attach.
