@@ -21,6 +21,7 @@ from flowbook.model import LLMFlow
 
 class Caller(Protocol):
     errors: dict[str, type[Exception]]
+    closed: bool
 
     def call(self, method: str, **args: Any) -> Any: ...
 
@@ -120,12 +121,17 @@ class RemoteInterceptController(InterceptController):
         self._client.call("intercept.remove_rule", rule_id=rule_id)
 
     def status(self) -> dict[str, Any]:
+        if self._client.closed:  # detached: a widget refreshing late shows nothing paused here
+            return {"enabled": False, "filter": None, "on": None, "timeout": None,
+                    "timeout_action": None, "rules": 0, "pending": 0}  # fmt: skip
         return dict(self._client.call("intercept.status"))
 
     # ---- paused flows ------------------------------------------------------------------------
 
     def pending(self) -> list[PendingFlow]:
         """Paused flows in the capture, oldest first (their countdown runs on locally)."""
+        if self._client.closed:
+            return []  # detached: nothing is paused here any more
         out = []
         for d in self._client.call("intercept.pending"):
             p = PendingFlow(

@@ -72,6 +72,7 @@ class ControlClient:
         )
         # Errors a custom exception type of flowbook raised on the other side come back as it.
         self.errors: dict[str, type[Exception]] = dict(_ERRORS)
+        self.closed = False
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, port: int) -> ControlClient:
@@ -92,6 +93,8 @@ class ControlClient:
 
     def call(self, method: str, **args: Any) -> Any:
         """Call ``method`` in the capture process; its exception is raised here."""
+        if self.closed:
+            raise CaptureGone("detached from the capture (fb.attach() to watch it again)")
         try:
             r = self._http.post("/v1/call", json={"method": method, "args": args})
         except httpx.HTTPError as exc:
@@ -121,6 +124,7 @@ class ControlClient:
         return dict(r.json())
 
     def close(self) -> None:
+        self.closed = True
         self._http.close()
         self._poll.close()
 
