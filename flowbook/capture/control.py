@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_FILE = "capture.token"
 LOG_SIZE = 10_000  # changes kept for replay
+MAX_ROWS_KEPT = 50_000  # summary rows kept with them
 MAX_BODY = 64 << 20
 DEFAULT_LEASE_S = 15.0
 
@@ -66,11 +67,14 @@ def write_token(data_dir: Path) -> str:
 
 
 class ChangeLog:
-    """Numbered changes, the last ``size`` of them kept, with a long-poll wait."""
+    """Numbered changes, with a long-poll wait. The last ``size`` entries are kept, and no more
+    than ``max_rows`` summary rows in all (busy traffic sends many rows per entry; ~500 bytes
+    each, so the default keeps the log near 25 MB at most)."""
 
-    def __init__(self, size: int = LOG_SIZE) -> None:
+    def __init__(self, size: int = LOG_SIZE, max_rows: int = MAX_ROWS_KEPT) -> None:
         self.instance = uuid.uuid4().hex
-        self._entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
+        self._entries: collections.deque[dict[str, Any]] = collections.deque()
+        self._size, self._max_rows, self._rows = size, max_rows, 0
         self._seq = 0
         self._cond = threading.Condition()
 
@@ -83,6 +87,12 @@ class ChangeLog:
         with self._cond:
             self._seq += 1
             self._entries.append({"seq": self._seq, **entry})
+            self._rows += len(entry.get("rows") or ())
+            # The newest entry always stays, whatever its size.
+            while len(self._entries) > 1 and (
+                len(self._entries) > self._size or self._rows > self._max_rows
+            ):
+                self._rows -= len(self._entries.popleft().get("rows") or ())
             self._cond.notify_all()
 
     def since(self, seq: int, wait: float) -> dict[str, Any]:

@@ -40,3 +40,14 @@ def test_a_long_poll_returns_as_soon_as_something_changes() -> None:
     reader.join(timeout=30)
     assert not reader.is_alive()
     assert got["changes"] == [{"seq": 1, "removed": ["gone"]}]
+
+
+def test_the_log_keeps_a_bounded_number_of_rows() -> None:
+    log = ChangeLog(size=100, max_rows=5)
+    for i in range(4):
+        log.append(updated=[f"f{i}", f"g{i}"], rows={f"f{i}": {}, f"g{i}": {}})
+    # 8 rows were sent; keeping at most 5 leaves the last two entries (4 rows).
+    assert [e["seq"] for e in log.since(2, wait=0)["changes"]] == [3, 4]
+    assert log.since(1, wait=0)["reset"] is True
+    log.append(updated=["big"], rows={str(i): {} for i in range(9)})
+    assert [e["seq"] for e in log.since(4, wait=0)["changes"]] == [5], "the newest always stays"
