@@ -120,20 +120,28 @@ class RemoteInterceptController(InterceptController):
     def remove_rule(self, rule_id: str) -> None:
         self._client.call("intercept.remove_rule", rule_id=rule_id)
 
+    def _read(self, method: str, detached: Any) -> Any:
+        """A read a widget may make late (its refresh timer): once detached, ``detached``."""
+        if self._client.closed:
+            return detached
+        try:
+            return self._client.call(method)
+        except ConnectionError:
+            if self._client.closed:  # detached while the call was on its way
+                return detached
+            raise
+
     def status(self) -> dict[str, Any]:
-        if self._client.closed:  # detached: a widget refreshing late shows nothing paused here
-            return {"enabled": False, "filter": None, "on": None, "timeout": None,
-                    "timeout_action": None, "rules": 0, "pending": 0}  # fmt: skip
-        return dict(self._client.call("intercept.status"))
+        nothing = {"enabled": False, "filter": None, "on": None, "timeout": None,
+                   "timeout_action": None, "rules": 0, "pending": 0}  # fmt: skip
+        return dict(self._read("intercept.status", nothing))
 
     # ---- paused flows ------------------------------------------------------------------------
 
     def pending(self) -> list[PendingFlow]:
         """Paused flows in the capture, oldest first (their countdown runs on locally)."""
-        if self._client.closed:
-            return []  # detached: nothing is paused here any more
         out = []
-        for d in self._client.call("intercept.pending"):
+        for d in self._read("intercept.pending", []):
             p = PendingFlow(
                 id=d["id"],
                 stage=d["stage"],

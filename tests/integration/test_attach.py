@@ -130,7 +130,7 @@ def test_live_streaming_state_and_changes_through_attach(
             model="gpt-4o-mini",
             messages=[{"role": "user", "content": LONG}],
             stream=True,
-            extra_headers={"x-fake-delay": "0.25"},
+            extra_headers={"x-fake-delay": "0.4"},
         )
         return "".join(c.choices[0].delta.content or "" for c in s if c.choices)
 
@@ -148,8 +148,9 @@ def test_live_streaming_state_and_changes_through_attach(
         text = call.result(timeout=120)
     wait_for(lambda: table_rows(table) == [(fid, "completed")], "the table's completed row")
     assert text == f"Echo: {LONG}"
-    done = wait_for(lambda: first_row(), "the flow")
-    assert done["state"] == "completed" and str(fb.flows().dtypes["state"]).startswith("string")
+    # The client can read [DONE] before mitmproxy's response hook has run: wait for the end.
+    wait_for(lambda: (r := first_row()) and r["state"] == "completed", "the completed flow")
+    assert str(fb.flows().dtypes["state"]).startswith("string")
     assert fb.get_flow(fid).response is not None
     assert fb.get_flow(fid).response.text == text
     wait_for(lambda: any(fid in c.added for c in changes), "an added change")
