@@ -3,8 +3,9 @@ and ``RESULTS.md``.
 
     python -m bench                 # P1/P2, P4 (+ FTS), P5 at full size (~15 min once cached)
     python -m bench --quick         # smaller N everywhere (a few minutes)
-    python -m bench --skip-proxy    # storage, memory and the table only
+    python -m bench --skip-proxy    # storage, memory, the table and P6 only
     python -m bench --only table    # P7: flow-table refresh at 1M vs 1k flows
+    python -m bench.attach_latency  # P6 alone (bench/results/p6.json, P6.md)
 
 The 1M-flow corpus for P4/FTS is cached under /tmp (see ``bench.storage_filters``); the first
 full run builds it (~20 min on 2 cores).
@@ -125,6 +126,10 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
         out.append("- P1/P2: `bench/proxy_latency.py` (interleaved rounds over loopback).")
     elif res.get("proxy_skipped"):
         out.append("- P1/P2: skipped in this run (`--skip-proxy`).")
+    if "attach" in res:
+        out.append(
+            "- P6: `bench/attach_latency.py` (probe process; kernel idle, sorting, filtering)."
+        )
     if st:
         fb, mt = st["p4_flowbook"], st["p4_mitmproxy"]
         out += [
@@ -204,7 +209,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small N everywhere (minutes)")
     ap.add_argument("--skip-proxy", action="store_true", help="skip P1/P2")
-    ap.add_argument("--only", choices=["proxy", "storage", "memory", "table"], help="run one part")
+    ap.add_argument(
+        "--only",
+        choices=["proxy", "storage", "memory", "table", "attach"],
+        help="run one part",
+    )
     ap.add_argument("--n", type=int, help="flows in the P4/FTS corpus (default 1M; quick 100k)")
     ap.add_argument("--mitm-sample", type=int, help="HTTPFlows for flowfilter (default 50k)")
     ap.add_argument("--p5-n", type=int, help="flows for P5 (default 100k; quick 20k)")
@@ -212,7 +221,7 @@ def main() -> None:
     n = a.n or (100_000 if a.quick else 1_000_000)
     p5_n = a.p5_n or (20_000 if a.quick else 100_000)
     sample = a.mitm_sample or (20_000 if a.quick else 50_000)
-    parts = [a.only] if a.only else ["proxy", "storage", "memory", "table"]
+    parts = [a.only] if a.only else ["proxy", "storage", "memory", "table", "attach"]
     if a.skip_proxy and "proxy" in parts:
         parts.remove("proxy")
 
@@ -250,6 +259,13 @@ def main() -> None:
         print(f"P7: table refresh, {big:,} vs 1,000 flows …", file=sys.stderr, flush=True)
         res["table"] = table_refresh.run(big)
         rows += table_refresh.rows_for_table(res["table"])
+    if "attach" in parts:
+        from bench import attach_latency
+
+        print("P6: proxy p99 while the kernel works …", file=sys.stderr, flush=True)
+        kw6 = {"n": 150, "rows": 200_000} if a.quick else {}
+        res["attach"] = attach_latency.run(**kw6)  # type: ignore[arg-type]
+        rows += attach_latency.rows_for_table(res["attach"])
     res["elapsed_s"] = time.monotonic() - t0
 
     RESULTS.mkdir(exist_ok=True)

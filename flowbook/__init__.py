@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _API = {
     # capture
-    "start", "stop", "status", "monitor", "wait_idle", "Monitor",
+    "start", "attach", "stop", "status", "monitor", "wait_idle", "Monitor",
     # flows and history
     "flows", "get_flow", "load", "stats", "bookmark", "tag", "comment", "quick_filters",
     "export_parquet", "flow_store", "config", "export", "generate_code", "redaction",

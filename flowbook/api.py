@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "alerts",
+    "attach",
     "bookmark",
     "comment",
     "cost",
@@ -58,6 +59,8 @@ def start(
     host: str | None = None,
     mode: str | list[str] = "regular",
     data_dir: str | Path | None = None,
+    *,
+    detached: bool = False,
     **options: Any,
 ) -> Monitor:
     """Start capturing: mitmproxy in a background thread, flows into the store.
@@ -67,17 +70,52 @@ def start(
     ``host`` default to the ``listen_port`` (8080) and ``listen_host`` (127.0.0.1) settings;
     ``port=0`` picks a free port. Extra keyword options go to mitmproxy (e.g.
     ``ssl_insecure=True``). Idempotent: a second call returns the running monitor.
+
+    When a capture process (``flowbook capture``) already runs for the data dir, this kernel
+    attaches to it instead of starting a second proxy on the same files.
+
+    ``detached=True`` runs the proxy in its own process (``flowbook capture``, output in
+    ``<data_dir>/capture.log``) that outlives this kernel, and attaches to it (see
+    :func:`attach`); a capture already running for the data dir is attached to instead.
     """
+    from flowbook.workspace import running_elsewhere, start_detached
+
+    if detached:
+        mon = start_detached(data_dir, port, host, mode, options).monitor
+        assert mon is not None
+        return mon
+    if running_elsewhere(data_dir):
+        # A capture process already writes this data dir: a second proxy would write the same
+        # files. Watch that one instead (as a second start returns the running monitor).
+        return attach(data_dir)
     return _ws(data_dir).start(port, host, mode, **options)
 
 
+def attach(data_dir: str | Path | None = None) -> Monitor:
+    """Watch a capture running in another process (``flowbook capture``, or
+    ``fb.start(detached=True)`` from any kernel) for ``data_dir`` (default: the current one).
+
+    Afterwards ``fb.flows()`` (live states included), ``fb.get_flow()``, the widgets and
+    ``fb.intercept`` act on that capture, as if it ran here. Several kernels may attach at
+    once; a kernel restart leaves the capture running (attach again). ``fb.stop()`` ends it.
+    """
+    from flowbook.workspace import attach as _attach
+
+    mon = _attach(data_dir).monitor
+    assert mon is not None
+    return mon
+
+
 def stop() -> None:
-    """Stop the proxy (flows stay in the store and on disk)."""
-    from flowbook.workspace import existing
+    """Stop the proxy (flows stay in the store and on disk); in a kernel attached to a capture
+    process (:func:`attach`), end that process."""
+    from flowbook.workspace import existing, forget
 
     ws = existing()
     if ws is not None:
         ws.stop()
+        if getattr(ws, "attached", False):
+            forget(ws)
 
 
 def monitor() -> Monitor | None:

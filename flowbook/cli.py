@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 
@@ -29,6 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         help="mitmproxy mode spec; repeat for several (default: regular)",
+    )
+    cap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a mitmproxy option (VALUE as JSON, else a string), e.g. --set ssl_insecure=true",
+    )
+    cap.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        help="seconds an attached kernel may be silent before its holds on paused flows are "
+        "released (default 15)",
     )
     _add_data_dir(cap)
 
@@ -94,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "capture":
-            return _capture(args)
+            code = _capture(args)
+            if argv is None:  # as for run: leave without the final GC that may crash
+                _exit_now(code)
+            return code
         if args.command == "run":
             code = _run(args)
             if argv is None:  # the flowbook command itself, not a caller in Python
@@ -118,21 +134,57 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def _capture(args: argparse.Namespace) -> int:
-    import flowbook as fb
+def _mitm_options(pairs: list[str]) -> dict[str, object]:
+    import json
 
-    mon = fb.start(
-        port=args.port, host=args.host, mode=args.mode or "regular", data_dir=args.data_dir
-    )
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, e.g. --set ssl_insecure=true; got {pair!r}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def _capture(args: argparse.Namespace) -> int:
+    import shlex
+    import signal
+    import threading
+
+    from flowbook import api as fb
+    from flowbook.capture import discovery
+    from flowbook.capture.control import DEFAULT_LEASE_S, ControlServer, write_token
+    from flowbook.workspace import current
+
+    ws = current(args.data_dir)
+    mon = ws.start(args.port, args.host, args.mode or "regular", **_mitm_options(args.set))
+    server = ControlServer(
+        ws, write_token(ws.data_dir), lease_s=args.lease or DEFAULT_LEASE_S
+    ).start()
+    discovery.announce(mon, control_port=server.port)
+    stop = server.shutdown_requested
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    d = shlex.quote(str(ws.data_dir))
     print(repr(mon), flush=True)
+    print(
+        f"  writes flows to {ws.data_dir}/flows; announces itself in {ws.data_dir}/capture.json\n"
+        f"  control channel 127.0.0.1:{server.port} (token in {ws.data_dir}/capture.token)\n"
+        f"  attach a notebook:  fb.attach({str(ws.data_dir)!r})  or  %flowmon attach "
+        f"--data-dir {d}\n"
+        f"  from a terminal:    flowbook flows --data-dir {d}",
+        flush=True,
+    )
     last = ""
     try:
-        while True:
-            time.sleep(0.5)
+        while not stop.wait(0.5):
             s = fb.status()
             line = (
-                f"\r{s['flows_in_session']} flows captured, {s['in_progress']} in progress"
-                f"  (Ctrl-C to stop)"
+                f"\r{s['flows_in_session']} flows captured, {s['in_progress']} in progress, "
+                f"{len(server.clients())} kernels attached  (Ctrl-C to stop)"
             )
             if line != last and sys.stdout.isatty():
                 print(line, end="", flush=True)
@@ -140,8 +192,9 @@ def _capture(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        server.close()
         fb.stop()
-        print(f"\nstopped; flows are in {mon.data_dir}")
+        print(f"\nstopped; flows are in {mon.data_dir}", flush=True)
     return 0
 
 

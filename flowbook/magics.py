@@ -1,7 +1,9 @@
 """``%flowmon``: the notebook's short way to drive flowbook.
 
-%flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR]
-%flowmon stop | status
+%flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR] [--detached]
+                                   --detached: the proxy in its own process, outliving the kernel
+%flowmon attach [--data-dir DIR]   watch (and intercept) a capture running in another process
+%flowmon stop | status             stop ends an attached capture too
 %flowmon flows [FILTER]            the flows DataFrame (filtered)
 %flowmon table [FILTER]            the live flow table widget
 %flowmon show ID                   one flow in the detail widget
@@ -40,6 +42,13 @@ def _start_parser() -> _Parser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--mode", action="append", default=None)
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--detached", action="store_true")
+    return p
+
+
+def _attach_parser() -> _Parser:
+    p = _Parser(prog="%flowmon attach", add_help=False)
+    p.add_argument("--data-dir", default=None)
     return p
 
 
@@ -66,7 +75,19 @@ def run_line(line: str) -> Any:
     cmd, rest = argv[0], argv[1:]
     if cmd == "start":
         a = _start_parser().parse_args(rest)
-        return fb.start(port=a.port, host=a.host, mode=a.mode or "regular", data_dir=a.data_dir)
+        return fb.start(
+            port=a.port,
+            host=a.host,
+            mode=a.mode or "regular",
+            data_dir=a.data_dir,
+            detached=a.detached,
+        )
+    if cmd == "attach":
+        a = _attach_parser().parse_args(rest)
+        try:
+            return fb.attach(a.data_dir)
+        except RuntimeError as exc:  # nothing to attach to: say how to start one
+            raise MagicUsageError(f"%flowmon attach: {exc}") from None
     if cmd == "stop":
         fb.stop()
         return "flowbook stopped"

@@ -8,6 +8,7 @@ over, its rules re-read from the new data dir.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -196,9 +197,17 @@ def current(data_dir: str | Path | None = None) -> Workspace:
     with _lock:
         wanted = resolve_data_dir(data_dir) if data_dir is not None else None
         ws = _current
+        if ws is not None and getattr(ws, "attached", False) and ws.monitor is None:
+            # The capture process this kernel watched has ended: read its data dir locally.
+            ws.close()
+            ws = _current = Workspace(ws.data_dir)
         if ws is not None and (wanted is None or ws.data_dir == wanted):
             return ws
         carried: InterceptController | None = None
+        if ws is not None and getattr(ws, "attached", False):
+            ws.close()  # detach; the capture process keeps running
+            _current = None
+            ws = None
         if ws is not None:
             if ws.monitor is not None:
                 raise RuntimeError(
@@ -210,6 +219,95 @@ def current(data_dir: str | Path | None = None) -> Workspace:
             _current = None
         _current = Workspace(wanted or resolve_data_dir(None), intercept=carried)
         return _current
+
+
+def attach(data_dir: str | Path | None = None) -> Workspace:
+    """Attach to the capture process running for ``data_dir`` (default: the current data dir)
+    and make it the current workspace. Raises RuntimeError when none runs there."""
+    global _current
+    from flowbook.attached import AttachedWorkspace, find_capture
+
+    with _lock:
+        ws = _current
+        wanted = resolve_data_dir(data_dir) if data_dir is not None else None
+        if wanted is None:
+            wanted = ws.data_dir if ws is not None else resolve_data_dir(None)
+        if isinstance(ws, AttachedWorkspace) and ws.data_dir == wanted and ws.monitor is not None:
+            return ws
+        live = find_capture(wanted)
+        if live is None:
+            raise RuntimeError(
+                f"no capture process is running for {wanted}; start one with "
+                f"`flowbook capture --data-dir {wanted}` or fb.start(detached=True)"
+            )
+        if ws is not None and not isinstance(ws, AttachedWorkspace) and ws.monitor is not None:
+            raise RuntimeError(
+                f"this kernel is capturing in-kernel into {ws.data_dir}; fb.stop() it first"
+            )
+        new = AttachedWorkspace(wanted, live)
+        if ws is not None:
+            ws.close()
+        _current = new
+        return new
+
+
+def start_detached(
+    data_dir: str | Path | None,
+    port: int | None,
+    host: str | None,
+    mode: str | list[str],
+    options: dict[str, Any],
+) -> Workspace:
+    """Start ``flowbook capture`` for the data dir (unless one runs there) and attach to it."""
+    from flowbook.attached import find_capture, spawn_capture
+    from flowbook.capture.discovery import read_live
+
+    with _lock:
+        ws = _current
+        d = resolve_data_dir(data_dir) if data_dir is not None else None
+        if d is None:
+            d = ws.data_dir if ws is not None else resolve_data_dir(None)
+        if find_capture(d) is None:
+            other = read_live(d)
+            if other is not None:
+                raise RuntimeError(
+                    f"a capture without a control channel is running for {d} (pid "
+                    f"{other.pid}{', this process' if other.pid == os.getpid() else ''}); "
+                    "stop it first (fb.stop() where it runs)"
+                )
+            cfg = ConfigManager(d) if ws is None or ws.data_dir != d else ws.config
+            spawn_capture(
+                d,
+                port=cfg.listen_port if port is None else port,
+                host=cfg.listen_host if host is None else host,
+                modes=[mode] if isinstance(mode, str) else list(mode),
+                options=options,
+            )
+        return attach(d)
+
+
+def running_elsewhere(data_dir: str | Path | None) -> bool:
+    """Whether a capture process with a control channel runs for ``data_dir`` (default: the
+    current one) while this process captures nothing itself."""
+    from flowbook.attached import find_capture
+
+    ws = _current
+    if ws is not None and ws.monitor is not None:
+        return False
+    if data_dir is not None:
+        d = resolve_data_dir(data_dir)
+    else:
+        d = ws.data_dir if ws is not None else resolve_data_dir(None)
+    return find_capture(d) is not None
+
+
+def forget(ws: Workspace) -> None:
+    """Replace ``ws`` as the current workspace by a local one for the same data dir (after an
+    attached kernel stopped its capture, ``fb.flows()`` reads that data dir's history)."""
+    global _current
+    with _lock:
+        if _current is ws:
+            _current = Workspace(ws.data_dir)
 
 
 def existing() -> Workspace | None:

@@ -5,8 +5,10 @@ The process running the proxy (``flowbook capture``, ``flowbook run``, a noteboo
 stops; ``flowbook run`` in another terminal reads it to join that capture instead of starting a
 second one. Fields (BRIEF contract): pid, host, port (the first listener's), modes (mitmproxy
 specs, every one after the first with its ``@port``), proxy_url, ca_cert_path, started
-(ISO-8601), control_port (null: no control channel here). A file whose pid is dead, or whose
-port no longer accepts connections, is stale and ignored.
+(ISO-8601), control_port (the control channel of ``flowbook capture``, see
+``flowbook.capture.control``; null for a capture that has none, e.g. in a notebook's kernel).
+The control channel's token is in ``capture.token`` beside it (mode 0600), removed with it. A
+file whose pid is dead, or whose port no longer accepts connections, is stale and ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from flowbook.capture.monitor import ModeInfo, Monitor
 
 FILE = "capture.json"
+TOKEN_FILE = "capture.token"
 _announced: set[Path] = set()
 
 
@@ -69,11 +72,15 @@ def announce(mon: Monitor, control_port: int | None = None) -> Path:
 
 
 def withdraw(data_dir: Path) -> None:
-    """Remove ``capture.json`` if this process wrote it (another capture's file stays)."""
+    """Remove ``capture.json`` (and ``capture.token``) if this process wrote it (another
+    capture's files stay)."""
     path = data_dir / FILE
     _announced.discard(data_dir)
     try:
-        if json.loads(path.read_text("utf-8")).get("pid") == os.getpid():
+        data = json.loads(path.read_text("utf-8"))
+        if data.get("pid") == os.getpid():
+            if data.get("control_port") is not None:
+                (data_dir / TOKEN_FILE).unlink(missing_ok=True)
             path.unlink()
     except (OSError, ValueError, AttributeError):
         pass
