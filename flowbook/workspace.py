@@ -65,10 +65,19 @@ class Workspace:
         self.sessions = SessionTracker(self.data_dir, self.config.get)
         self.store.on_put.append(self.sessions.on_put)
         self.store.enrichers.append(self.sessions.enrich)
-        self.sessions.on_membership.append(lambda ids: self.store.changed.record(UPDATED, ids))
+        self.sessions.on_membership.append(self._membership_changed)
         self.notifier = Notifier()
         self.sessions.on_notify.append(self.notifier.push)
         self.notifier.install()
+
+    def _membership_changed(self, ids: Any) -> None:
+        # A flow joins its sessions on its first put, before the store holds it: that put
+        # reports it as added, so only flows already stored are "updated" here.
+        store = self.store
+        disk = store.disk_if_open
+        known = [i for i in ids if i in store.memory or (disk is not None and i in disk)]
+        if known:
+            store.changed.record(UPDATED, known)
 
     def _config_changed(self, key: str, old: Any, new: Any) -> None:
         # Settings that matter while running take effect at once; the others at the next start.
