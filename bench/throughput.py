@@ -14,6 +14,12 @@ measured in interleaved windows (bare, flowbook, bare, flowbook, …) so drift h
 P3 ratio = flowbook's completed calls per second / bare mitmdump's. Loss: after the capture
 stops (SIGINT, as a user would), the flows in its data dir are counted against the calls that
 completed through it; every one must be there, in state ``completed``.
+
+The CPU time each proxy process spends per call (from ``/proc/<pid>/stat``) is reported too: it
+depends far less on what else runs on the machine than calls per second do.
+
+``baseline=DIR`` adds a third proxy, ``baseline``: ``flowbook capture`` importing the
+``flowbook`` package in DIR (e.g. an export of the main branch), in the same interleaved windows.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.loadavg import baseline_env, load_average
 from bench.proxy_latency import HERE, VENV_BIN, free_port, wait_port
 
 PLAIN = json.dumps(
@@ -76,21 +83,30 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _client(port: int, stop_at: float, first_streamed: bool, counts: dict[str, int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     streamed = first_streamed
-    try:
-        while time.monotonic() < stop_at:
-            writer.write(REQ_STREAMED if streamed else REQ_PLAIN)
-            status = await _read_response(reader)
-            key = "streamed" if streamed else "plain"
-            counts[key if status == 200 else "failed"] += 1
+    while time.monotonic() < stop_at:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            counts["errors"] += 1
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            while time.monotonic() < stop_at:
+                writer.write(REQ_STREAMED if streamed else REQ_PLAIN)
+                status = await _read_response(reader)
+                key = "streamed" if streamed else "plain"
+                counts[key if status == 200 else "failed"] += 1
+                streamed = not streamed
+        except (OSError, asyncio.IncompleteReadError):
+            counts["errors"] += 1  # the call is lost to the client: reconnect and go on
             streamed = not streamed
-    finally:
-        writer.close()
+        finally:
+            writer.close()
 
 
 async def _window(port: int, concurrency: int, seconds: float) -> dict[str, Any]:
-    counts = {"plain": 0, "streamed": 0, "failed": 0}
+    counts = {"plain": 0, "streamed": 0, "failed": 0, "errors": 0}
     t0 = time.monotonic()
     stop_at = t0 + seconds
     await asyncio.gather(*(_client(port, stop_at, i % 2 == 0, counts) for i in range(concurrency)))
@@ -99,29 +115,48 @@ async def _window(port: int, concurrency: int, seconds: float) -> dict[str, Any]
     return {**counts, "ok": ok, "elapsed_s": elapsed, "rps": ok / elapsed}
 
 
-def _start(upstream_port: int, bare: int, fbp: int, data_dir: str) -> list[subprocess.Popen[bytes]]:
+def _capture(
+    port: int, upstream: str, data_dir: str, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from flowbook.cli import main; main()", "capture",
+         "--port", str(port), "--mode", f"reverse:{upstream}", "--data-dir", data_dir],
+        cwd=HERE.parent, stdout=subprocess.DEVNULL, env={**env, "FLOWBOOK_DATA_DIR": data_dir},
+    )  # fmt: skip
+
+
+def _start(
+    ports: dict[str, int], upstream_port: int, data_dirs: dict[str, str], baseline: str | None
+) -> dict[str, subprocess.Popen[bytes]]:
     upstream = f"http://127.0.0.1:{upstream_port}"
-    env = {**os.environ, "FLOWBOOK_DATA_DIR": data_dir}
-    procs = [
-        subprocess.Popen(
+    procs = {
+        "upstream": subprocess.Popen(
             [sys.executable, "-m", "bench.upstream", "--port", str(upstream_port),
              "--ttft", "0", "--gap", "0", "--events", "20"],
             cwd=HERE.parent,
         ),
-        subprocess.Popen(
-            [str(VENV_BIN / "mitmdump"), "-q", "--mode", f"reverse:{upstream}", "-p", str(bare),
-             "--set", "connection_strategy=lazy", "-s", str(HERE / "stream_only_addon.py")],
+        "bare": subprocess.Popen(
+            [str(VENV_BIN / "mitmdump"), "-q", "--mode", f"reverse:{upstream}", "-p",
+             str(ports["bare"]), "--set", "connection_strategy=lazy",
+             "-s", str(HERE / "stream_only_addon.py")],
             cwd=HERE.parent, stdout=subprocess.DEVNULL,
         ),
-        subprocess.Popen(
-            [sys.executable, "-c", "from flowbook.cli import main; main()", "capture",
-             "--port", str(fbp), "--mode", f"reverse:{upstream}", "--data-dir", data_dir],
-            cwd=HERE.parent, stdout=subprocess.DEVNULL, env=env,
-        ),
-    ]  # fmt: skip
-    for p in (upstream_port, bare, fbp):
-        wait_port(p)
+        "flowbook": _capture(ports["flowbook"], upstream, data_dirs["flowbook"], dict(os.environ)),
+    }  # fmt: skip
+    if baseline:
+        procs["baseline"] = _capture(
+            ports["baseline"], upstream, data_dirs["baseline"], baseline_env(baseline)
+        )
+    wait_port(upstream_port)
+    for name in ports:
+        wait_port(ports[name], 60)
     return procs
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stored(data_dir: str) -> dict[str, int]:
@@ -137,83 +172,115 @@ def _stored(data_dir: str) -> dict[str, int]:
 
 
 def run(
-    concurrency: int = 32, seconds: float = 8.0, windows: int = 3, warmup_s: float = 2.0
+    concurrency: int = 32,
+    seconds: float = 8.0,
+    windows: int = 3,
+    warmup_s: float = 2.0,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
     """Measure P3; see the module docstring."""
-    up, bare, fbp = free_port(), free_port(), free_port()
-    data_dir = tempfile.mkdtemp(prefix="flowbook-p3-")
-    procs = _start(up, bare, fbp, data_dir)
-    ports = {"bare": bare, "flowbook": fbp}
-    results: dict[str, list[dict[str, Any]]] = {"bare": [], "flowbook": []}
-    load = [os.getloadavg()]
-    sent_through_flowbook = 0
+    names = ["bare", "flowbook", *(["baseline"] if baseline else [])]
+    captures = [n for n in names if n != "bare"]
+    ports = {n: free_port() for n in names}
+    data_dirs = {n: tempfile.mkdtemp(prefix=f"flowbook-p3-{n}-") for n in captures}
+    procs = _start(ports, free_port(), data_dirs, baseline)
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    cpu = dict.fromkeys(names, 0.0)
+    load = [load_average()]
+    sent = dict.fromkeys(captures, 0)
     try:
-        for name, port in ports.items():  # warm both: code paths, price data, the store
-            r = asyncio.run(_window(port, concurrency, warmup_s))
-            if name == "flowbook":
-                sent_through_flowbook += r["ok"] + r["failed"]
+        for name in names:  # warm every proxy: code paths, price data, the store
+            r = asyncio.run(_window(ports[name], concurrency, warmup_s))
+            if name in sent:
+                sent[name] += r["ok"] + r["failed"] + r["errors"]
         for i in range(windows):
-            order = ["bare", "flowbook"] if i % 2 == 0 else ["flowbook", "bare"]
+            order = names if i % 2 == 0 else names[::-1]
             for name in order:
+                c0 = _cpu_s(procs[name].pid)
                 r = asyncio.run(_window(ports[name], concurrency, seconds))
+                cpu[name] += _cpu_s(procs[name].pid) - c0
                 results[name].append(r)
-                if name == "flowbook":
-                    sent_through_flowbook += r["ok"] + r["failed"]
-            load.append(os.getloadavg())
+                if name in sent:
+                    sent[name] += r["ok"] + r["failed"] + r["errors"]
+            load.append(load_average())
     finally:
-        capture = procs[2]
-        capture.send_signal(signal.SIGINT)  # a clean stop: the capture flushes its store
-        try:
-            capture.wait(120)
-        except subprocess.TimeoutExpired:
-            capture.kill()
-        for p in procs[:2]:
-            p.terminate()
-        for p in procs[:2]:
-            p.wait(10)
-    stored = _stored(data_dir)
-    shutil.rmtree(data_dir, ignore_errors=True)
-    total_stored = sum(stored.values())
+        for name in captures:  # a clean stop, as a user would: the capture flushes its store
+            procs[name].send_signal(signal.SIGINT)
+        for name in captures:
+            try:
+                procs[name].wait(120)
+            except subprocess.TimeoutExpired:
+                procs[name].kill()
+        for name in ("upstream", "bare"):
+            procs[name].terminate()
+            procs[name].wait(10)
+    stored = {n: _stored(data_dirs[n]) for n in captures}
+    for d in data_dirs.values():
+        shutil.rmtree(d, ignore_errors=True)
 
     def agg(name: str) -> dict[str, Any]:
         rs = results[name]
         ok = sum(r["ok"] for r in rs)
         el = sum(r["elapsed_s"] for r in rs)
-        return {
+        out = {
             "rps": ok / el,
             "rps_per_window": [round(r["rps"], 1) for r in rs],
             "calls": ok,
             "streamed": sum(r["streamed"] for r in rs),
             "failed": sum(r["failed"] for r in rs),
+            "errors": sum(r["errors"] for r in rs),
+            "cpu_ms_per_call": cpu[name] * 1000 / ok if ok else None,
         }
+        if name in stored:
+            total = sum(stored[name].values())
+            out |= {
+                "calls_through": sent[name],
+                "flows_stored": total,
+                "flows_stored_by_state": stored[name],
+                "flows_lost": sent[name] - total,
+            }
+        return out
 
-    b, f = agg("bare"), agg("flowbook")
-    return {
+    res: dict[str, Any] = {
         "concurrency": concurrency,
         "window_s": seconds,
         "windows": windows,
-        "bare": b,
-        "flowbook": f,
-        "P3_ratio": f["rps"] / b["rps"],
-        "calls_through_flowbook": sent_through_flowbook,
-        "flows_stored": total_stored,
-        "flows_stored_by_state": stored,
-        "flows_lost": sent_through_flowbook - total_stored,
-        "load_avg": [[round(x, 2) for x in la] for la in load],
+        **{n: agg(n) for n in names},
+        "load_avg": load,
     }
+    res["P3_ratio"] = res["flowbook"]["rps"] / res["bare"]["rps"]
+    res["P3_cpu_ratio"] = res["bare"]["cpu_ms_per_call"] / res["flowbook"]["cpu_ms_per_call"]
+    if baseline:
+        res["P3_ratio_baseline"] = res["baseline"]["rps"] / res["bare"]["rps"]
+        res["P3_cpu_ratio_baseline"] = (
+            res["bare"]["cpu_ms_per_call"] / res["baseline"]["cpu_ms_per_call"]
+        )
+    return res
 
 
 def rows_for_table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """The P3 rows of RESULTS.md."""
-    ok = r["flows_lost"] == 0 and r["flows_stored_by_state"].get("completed") == r["flows_stored"]
-    return [
+    f, b = r["flowbook"], r["bare"]
+    ok = f["flows_lost"] == 0 and f["flows_stored_by_state"].get("completed") == f["flows_stored"]
+    rows = [
         (f"P3 saturated throughput, {r['concurrency']} clients, half streamed: flowbook / bare",
-         f"{r['flowbook']['rps']:.0f} / {r['bare']['rps']:.0f} calls/s = {r['P3_ratio']:.2f}x",
+         f"{f['rps']:.0f} / {b['rps']:.0f} calls/s = {r['P3_ratio']:.2f}x",
          "≥ 0.90x", "yes" if r["P3_ratio"] >= 0.9 else "NO"),
-        ("P3 flows lost (all stored flows completed)",
-         f"{r['flows_lost']} of {r['calls_through_flowbook']:,} "
-         f"({r['flows_stored_by_state']})", "0", "yes" if ok else "NO"),
+        ("P3 context: proxy CPU per call, bare / flowbook (ratio)",
+         f"{b['cpu_ms_per_call']:.2f} / {f['cpu_ms_per_call']:.2f} ms = "
+         f"{r['P3_cpu_ratio']:.2f}x", "-", "-"),
+        ("P3 flows lost (every stored flow completed)",
+         f"{f['flows_lost']} of {f['calls_through']:,} ({f['flows_stored_by_state']})", "0",
+         "yes" if ok else "NO"),
     ]  # fmt: skip
+    if "baseline" in r:
+        m = r["baseline"]
+        rows.append(
+            ("P3 context: the baseline flowbook (--baseline) in the same run",
+             f"{m['rps']:.0f} calls/s = {r['P3_ratio_baseline']:.2f}x; "
+             f"{m['cpu_ms_per_call']:.2f} ms CPU/call; lost {m['flows_lost']}", "-", "-")
+        )  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":
@@ -223,5 +290,6 @@ if __name__ == "__main__":
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--windows", type=int, default=3)
+    ap.add_argument("--baseline", help="also measure the flowbook package in this directory")
     a = ap.parse_args()
-    print(json.dumps(run(a.concurrency, a.seconds, a.windows), indent=2))
+    print(json.dumps(run(a.concurrency, a.seconds, a.windows, baseline=a.baseline), indent=2))
