@@ -1,9 +1,15 @@
 """Run every benchmark (docs/architecture.md, "Performance"); write ``bench/results/latest.json``
 and ``RESULTS.md``.
 
-    python -m bench                 # P1/P2, P4 (+ FTS), P5 at full size (~15 min once cached)
+    python -m bench                 # P1/P2, P3, P4 (+ FTS), P5 at full size (~20 min once cached)
     python -m bench --quick         # smaller N everywhere (a few minutes)
     python -m bench --skip-proxy    # storage and memory only
+    python -m bench --only proxy --only throughput --baseline DIR
+                                    # P1/P2/P3, plus the flowbook package in DIR measured
+                                    # alongside (e.g. ``git archive main flowbook | tar -x -C DIR``)
+
+A run of some parts keeps the other parts' results from the previous ``latest.json`` (marked
+with the date they were measured), so RESULTS.md always shows every measure.
 
 The 1M-flow corpus for P4/FTS is cached under /tmp (see ``bench.storage_filters``); the first
 full run builds it (~20 min on 2 cores).
@@ -54,7 +60,7 @@ def machine() -> dict[str, Any]:
 def proxy_rows(r: dict[str, Any]) -> list[Row]:
     added = r["P1_added_ms"]
     p2_ms = r["flowbook"]["sse_ttft_p50_ms"]
-    return [
+    rows = [
         ("P1 added latency p50: flowbook / bare mitmproxy",
          f"{added['p50']['flowbook']:.2f} / {added['p50']['bare']:.2f} ms = "
          f"{r['P1_ratio_p50']:.2f}x", "≤ 1.10x", "yes" if r["P1_ratio_p50"] <= 1.10 else "NO"),
@@ -70,6 +76,14 @@ def proxy_rows(r: dict[str, Any]) -> list[Row]:
         ("P2 SSE body captured byte-identical", str(r["P2_body_identical"]), "True",
          "yes" if r["P2_body_identical"] else "NO"),
     ]  # fmt: skip
+    if "baseline" in r:
+        rows.append(
+            ("P1/P2 context: the baseline flowbook (--baseline) in the same rounds",
+             f"P1 p50 {added['p50']['baseline']:.2f} ms = {r['P1_ratio_p50_baseline']:.2f}x, "
+             f"p99 {added['p99']['baseline']:.2f} ms = {r['P1_ratio_p99_baseline']:.2f}x; "
+             f"P2 TTFT {r['baseline']['sse_ttft_p50_ms']:.1f} ms", "-", "-")
+        )  # fmt: skip
+    return rows
 
 
 def table(rows: list[Row]) -> str:
@@ -94,13 +108,44 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
         "",
         table(rows),
         "",
-        "## How each number was measured",
-        "",
     ]
+    if res.get("kept_from"):
+        out += [
+            "Not measured in this run (kept from the previous results): "
+            + "; ".join(f"{part}: {when}" for part, when in res["kept_from"].items())
+            + ".",
+            "",
+        ]
+    out += ["## How each number was measured", ""]
+    kept = res.get("kept_from", {})
     if "proxy" in res:
-        out.append("- P1/P2: `bench/proxy_latency.py` (interleaved rounds over loopback).")
+        pr = res["proxy"]
+        out.append(
+            "- P1/P2: `bench/proxy_latency.py` (interleaved rounds over loopback; "
+            f"{pr['rounds']['json']} JSON and {pr['rounds']['sse']} SSE rounds)"
+            + (f", measured {kept['proxy']}" if "proxy" in kept else "")
+            + (f"; load average before / after: {pr['load_avg_before']} / "
+               f"{pr['load_avg_after']}" if "load_avg_before" in pr else "")
+            + (". The baseline row is flowbook's proxy importing the `--baseline` package, in "
+               "the same rounds." if "baseline" in pr else ".")
+        )  # fmt: skip
     elif res.get("proxy_skipped"):
         out.append("- P1/P2: skipped in this run (`--skip-proxy`).")
+    if "throughput" in res:
+        tp = res["throughput"]
+        out.append(
+            f"- P3: `bench/throughput.py`: {tp['concurrency']} keep-alive clients (a minimal "
+            "asyncio HTTP/1.1 client), back-to-back calls alternating plain JSON and streamed "
+            "SSE (21 events, no think time upstream), through bare mitmdump (streaming-only "
+            "addon) and `flowbook capture`, each in its own process, reverse mode, in "
+            f"{tp['windows']} interleaved windows of {tp['window_s']:.0f} s per proxy after a "
+            "warm-up. Lost = calls sent through the capture minus flows in its data dir after "
+            "a clean stop (SIGINT). CPU per call is the proxy process's user+system time over "
+            "the windows (all threads) divided by the calls: it depends less on other load "
+            f"than calls/s do. Load average during the run: {tp['load_avg']}"
+            + (f"; measured {kept['throughput']}" if "throughput" in kept else "")
+            + "."
+        )
     if st:
         fb, mt = st["p4_flowbook"], st["p4_mitmproxy"]
         out += [
@@ -159,13 +204,63 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
 
 
 MITM = "~d api.openai.com & ~u chat"
+PARTS = ("proxy", "throughput", "storage", "memory")
+
+
+def keep_previous(res: dict[str, Any], ran: list[str]) -> None:
+    """Carry the parts this run skipped over from the previous ``latest.json``, noting when
+    they were measured, so the results file always holds every measure."""
+    path = RESULTS / "latest.json"
+    if not path.is_file():
+        return
+    try:
+        prev = json.loads(path.read_text())
+    except ValueError:
+        return
+    kept = dict(prev.get("kept_from", {}))
+    for part in PARTS:
+        if part in ran or part not in prev:
+            kept.pop(part, None)
+            continue
+        res[part] = prev[part]
+        kept.setdefault(part, f"{prev['date']} (an earlier run, kept)")
+    if kept:
+        res["kept_from"] = kept
+    if res.get("proxy_skipped") and "proxy" in res:
+        res["proxy_skipped"] = False
+
+
+def all_rows(res: dict[str, Any]) -> list[Row]:
+    """The table's rows for every part the results hold."""
+    rows: list[Row] = []
+    if "proxy" in res:
+        rows += proxy_rows(res["proxy"])
+    if "throughput" in res:
+        from bench import throughput
+
+        rows += throughput.rows_for_table(res["throughput"])
+    if "storage" in res:
+        from bench import storage_filters
+
+        rows += storage_filters.rows_for_table(res["storage"])
+    if "memory" in res:
+        from bench import memory
+
+        rows += memory.rows_for_table(res["memory"])
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small N everywhere (minutes)")
-    ap.add_argument("--skip-proxy", action="store_true", help="skip P1/P2")
-    ap.add_argument("--only", choices=["proxy", "storage", "memory"], help="run one part")
+    ap.add_argument("--skip-proxy", action="store_true", help="skip P1/P2 and P3")
+    ap.add_argument(
+        "--only", action="append", choices=PARTS, help="run this part (repeat for several)"
+    )
+    ap.add_argument(
+        "--baseline",
+        help="P1/P2/P3 also measure the flowbook package in this directory, in the same rounds",
+    )
     ap.add_argument("--n", type=int, help="flows in the P4/FTS corpus (default 1M; quick 100k)")
     ap.add_argument("--mitm-sample", type=int, help="HTTPFlows for flowfilter (default 50k)")
     ap.add_argument("--p5-n", type=int, help="flows for P5 (default 100k; quick 20k)")
@@ -173,9 +268,9 @@ def main() -> None:
     n = a.n or (100_000 if a.quick else 1_000_000)
     p5_n = a.p5_n or (20_000 if a.quick else 100_000)
     sample = a.mitm_sample or (20_000 if a.quick else 50_000)
-    parts = [a.only] if a.only else ["proxy", "storage", "memory"]
-    if a.skip_proxy and "proxy" in parts:
-        parts.remove("proxy")
+    parts = a.only or ["proxy", "throughput", "storage", "memory"]
+    if a.skip_proxy:
+        parts = [p for p in parts if p not in ("proxy", "throughput")]
 
     t0 = time.monotonic()
     res: dict[str, Any] = {
@@ -184,27 +279,31 @@ def main() -> None:
         "machine": machine(),
         "proxy_skipped": "proxy" not in parts,
     }
-    rows: list[Row] = []
     if "proxy" in parts:
         from bench import proxy_latency
 
         print("P1/P2: proxy latency …", file=sys.stderr, flush=True)
-        kw = {"json_rounds": 100, "sse_rounds": 20} if a.quick else {}
-        res["proxy"] = proxy_latency.run(**kw)  # type: ignore[arg-type]
-        rows += proxy_rows(res["proxy"])
+        kw: dict[str, Any] = {"json_rounds": 100, "sse_rounds": 20} if a.quick else {}
+        res["proxy"] = proxy_latency.run(**kw, baseline=a.baseline)
+    if "throughput" in parts:
+        from bench import throughput
+
+        print("P3: saturated throughput …", file=sys.stderr, flush=True)
+        kw = {"seconds": 4.0, "windows": 2} if a.quick else {}
+        res["throughput"] = throughput.run(**kw, baseline=a.baseline)
     if "storage" in parts:
         from bench import storage_filters
 
         print(f"P4 + FTS: {n:,} flows …", file=sys.stderr, flush=True)
         res["storage"] = storage_filters.run(n, mitm_sample=sample)
-        rows += storage_filters.rows_for_table(res["storage"])
     if "memory" in parts:
         from bench import memory
 
         print(f"P5: memory, {p5_n:,} flows …", file=sys.stderr, flush=True)
         res["memory"] = memory.run(p5_n)
-        rows += memory.rows_for_table(res["memory"])
     res["elapsed_s"] = time.monotonic() - t0
+    keep_previous(res, parts)
+    rows = all_rows(res)
 
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
