@@ -11,7 +11,8 @@ HERE = Path(__file__).resolve().parent
 def baseline_env(baseline: str) -> dict[str, str]:
     """The environment of a proxy that imports ``flowbook`` from ``baseline`` (a directory
     holding a ``flowbook`` package, e.g. ``git archive main flowbook | tar -x -C DIR``) and
-    ``bench`` from this checkout."""
+    ``bench`` from this checkout. Start it with ``cwd=baseline``: ``-m`` and ``-c`` put the
+    working directory ahead of PYTHONPATH."""
     pkg = Path(baseline) / "flowbook" / "__init__.py"
     if not pkg.is_file():
         raise ValueError(f"--baseline {baseline}: no flowbook package there ({pkg} is missing)")

@@ -108,7 +108,9 @@ def start_all(
             subprocess.Popen(
                 [sys.executable, "-m", "bench.flowbook_proxy", "--port", str(basep),
                  "--upstream", upstream],
-                cwd=HERE.parent, stdout=subprocess.DEVNULL, env=baseline_env(baseline),
+                # Run from the baseline's directory: ``-m`` puts the working directory first on
+                # sys.path, ahead of PYTHONPATH, so from this checkout it would import ours.
+                cwd=baseline, stdout=subprocess.DEVNULL, env=baseline_env(baseline),
             )
         )  # fmt: skip
         bases["baseline"] = f"http://127.0.0.1:{basep}"

@@ -116,12 +116,12 @@ async def _window(port: int, concurrency: int, seconds: float) -> dict[str, Any]
 
 
 def _capture(
-    port: int, upstream: str, data_dir: str, env: dict[str, str]
+    port: int, upstream: str, data_dir: str, env: dict[str, str], cwd: Path = HERE.parent
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-c", "from flowbook.cli import main; main()", "capture",
          "--port", str(port), "--mode", f"reverse:{upstream}", "--data-dir", data_dir],
-        cwd=HERE.parent, stdout=subprocess.DEVNULL, env={**env, "FLOWBOOK_DATA_DIR": data_dir},
+        cwd=cwd, stdout=subprocess.DEVNULL, env={**env, "FLOWBOOK_DATA_DIR": data_dir},
     )  # fmt: skip
 
 
@@ -145,7 +145,13 @@ def _start(
     }  # fmt: skip
     if baseline:
         procs["baseline"] = _capture(
-            ports["baseline"], upstream, data_dirs["baseline"], baseline_env(baseline)
+            # From the baseline's directory: ``-c`` puts the working directory first on sys.path,
+            # ahead of PYTHONPATH, so from this checkout it would import ours.
+            ports["baseline"],
+            upstream,
+            data_dirs["baseline"],
+            baseline_env(baseline),
+            cwd=Path(baseline),
         )
     wait_port(upstream_port)
     for name in ports:
