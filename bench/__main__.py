@@ -117,6 +117,12 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
             "",
         ]
     out += ["## How each number was measured", ""]
+    if "baseline" in res:
+        out.append(
+            f"- Baseline rows: flowbook's own proxy importing `{res['baseline']['label']}` "
+            f"(`--baseline {res['baseline']['path']}`), measured in the same interleaved "
+            "rounds/windows as the rest, so the two versions meet the same load."
+        )
     kept = res.get("kept_from", {})
     if "proxy" in res:
         pr = res["proxy"]
@@ -261,6 +267,9 @@ def main() -> None:
         "--baseline",
         help="P1/P2/P3 also measure the flowbook package in this directory, in the same rounds",
     )
+    ap.add_argument(
+        "--baseline-label", help="what the baseline is, for RESULTS.md (e.g. main@abc123)"
+    )
     ap.add_argument("--n", type=int, help="flows in the P4/FTS corpus (default 1M; quick 100k)")
     ap.add_argument("--mitm-sample", type=int, help="HTTPFlows for flowfilter (default 50k)")
     ap.add_argument("--p5-n", type=int, help="flows for P5 (default 100k; quick 20k)")
@@ -279,6 +288,8 @@ def main() -> None:
         "machine": machine(),
         "proxy_skipped": "proxy" not in parts,
     }
+    if a.baseline:
+        res["baseline"] = {"path": a.baseline, "label": a.baseline_label or a.baseline}
     if "proxy" in parts:
         from bench import proxy_latency
 

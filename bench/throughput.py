@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -255,9 +256,17 @@ def run(
         "load_avg": load,
     }
     res["P3_ratio"] = res["flowbook"]["rps"] / res["bare"]["rps"]
+    # Each window's pair (the proxies run back to back): a burst of other work on the machine
+    # hits one window, and the median of the pairs shrugs it off where the totals do not.
+    res["P3_ratio_window_median"] = statistics.median(
+        f["rps"] / b["rps"] for f, b in zip(results["flowbook"], results["bare"], strict=True)
+    )
     res["P3_cpu_ratio"] = res["bare"]["cpu_ms_per_call"] / res["flowbook"]["cpu_ms_per_call"]
     if baseline:
         res["P3_ratio_baseline"] = res["baseline"]["rps"] / res["bare"]["rps"]
+        res["P3_ratio_window_median_baseline"] = statistics.median(
+            m["rps"] / b["rps"] for m, b in zip(results["baseline"], results["bare"], strict=True)
+        )
         res["P3_cpu_ratio_baseline"] = (
             res["bare"]["cpu_ms_per_call"] / res["baseline"]["cpu_ms_per_call"]
         )
@@ -270,7 +279,8 @@ def rows_for_table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ok = f["flows_lost"] == 0 and f["flows_stored_by_state"].get("completed") == f["flows_stored"]
     rows = [
         (f"P3 saturated throughput, {r['concurrency']} clients, half streamed: flowbook / bare",
-         f"{f['rps']:.0f} / {b['rps']:.0f} calls/s = {r['P3_ratio']:.2f}x",
+         f"{f['rps']:.0f} / {b['rps']:.0f} calls/s = {r['P3_ratio']:.2f}x "
+         f"(median of the windows' ratios {r['P3_ratio_window_median']:.2f}x)",
          "≥ 0.90x", "yes" if r["P3_ratio"] >= 0.9 else "NO"),
         ("P3 context: proxy CPU per call, bare / flowbook (ratio)",
          f"{b['cpu_ms_per_call']:.2f} / {f['cpu_ms_per_call']:.2f} ms = "
@@ -283,7 +293,8 @@ def rows_for_table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         m = r["baseline"]
         rows.append(
             ("P3 context: the baseline flowbook (--baseline) in the same run",
-             f"{m['rps']:.0f} calls/s = {r['P3_ratio_baseline']:.2f}x; "
+             f"{m['rps']:.0f} calls/s = {r['P3_ratio_baseline']:.2f}x (median of the windows' "
+             f"ratios {r['P3_ratio_window_median_baseline']:.2f}x); "
              f"{m['cpu_ms_per_call']:.2f} ms CPU/call; lost {m['flows_lost']}", "-", "-")
         )  # fmt: skip
     return rows
