@@ -1,6 +1,6 @@
 # flowbook: every set-up step the README's two commands need, from a bare clone.
 #   make demo   set up, then run the offline demo (fake upstream + real SDKs through the proxy)
-#   make test   set up (incl. widget bundle and Debian chromium), then run the whole test suite
+#   make test   set up (incl. widget bundle, Debian chromium and golang), then run the whole test suite
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +9,7 @@ PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
 BUNDLE := flowbook/static/intercept_panel.js
 WIDGET_SRC := $(shell find widgets/src widgets/node -type f 2>/dev/null) widgets/build.mjs widgets/package-lock.json
 
-.PHONY: setup demo lab test lint bench clean chromium
+.PHONY: setup demo lab test lint bench clean chromium golang
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "flowbook needs Python >= 3.12, found " + sys.version' 
@@ -37,6 +37,12 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Go compiles and runs the code fb.generate_code(..., "go") writes (tests/integration/test_codegen_run.py).
+golang:
+	@command -v go >/dev/null 2>&1 || { \
+	  echo "installing Debian's golang for the code generation tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang >/dev/null; }
+
 demo: setup
 	$(VENV)/bin/flowbook demo
 
@@ -47,7 +53,7 @@ lint: setup
 	$(VENV)/bin/ruff check flowbook tests bench
 	$(VENV)/bin/mypy
 
-test: setup chromium lint tests/node/node_modules/.package-lock.json
+test: setup chromium golang lint tests/node/node_modules/.package-lock.json
 	$(PY) -m pytest -p no:cacheprovider tests --nbval-lax --nbval-current-env notebooks
 
 bench: setup

@@ -1,15 +1,13 @@
 """Run every benchmark (docs/architecture.md, "Performance"); write ``bench/results/latest.json``
 and ``RESULTS.md``.
 
-    python -m bench                 # P1/P2, P3, P4 (+ FTS), P5 at full size (~20 min once cached)
+    python -m bench                 # P1/P2, P3, P4 (+ FTS), P5, P7 (~20 min once cached)
     python -m bench --quick         # smaller N everywhere (a few minutes)
-    python -m bench --skip-proxy    # storage and memory only
-    python -m bench --only proxy --only throughput --baseline DIR
-                                    # P1/P2/P3, plus the flowbook package in DIR measured
-                                    # alongside (e.g. ``git archive main flowbook | tar -x -C DIR``)
-
-A run of some parts keeps the other parts' results from the previous ``latest.json`` (marked
-with the date they were measured), so RESULTS.md always shows every measure.
+    python -m bench --skip-proxy    # storage, memory and the table only
+    python -m bench --only table    # P7: flow-table refresh at 1M vs 1k flows
+    python -m bench --only proxy --only throughput --baseline DIR --baseline-label main@abc
+                                    # P1/P2/P3, plus the flowbook package in DIR measured in the
+                                    # same rounds (``git archive main flowbook | tar -x -C DIR``)
 
 The 1M-flow corpus for P4/FTS is cached under /tmp (see ``bench.storage_filters``); the first
 full run builds it (~20 min on 2 cores).
@@ -86,6 +84,24 @@ def proxy_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def all_rows(res: dict[str, Any]) -> list[Row]:
+    """The summary table rows of every part present in a results dict."""
+    from bench import memory, storage_filters, table_refresh, throughput
+
+    rows: list[Row] = []
+    if "proxy" in res:
+        rows += proxy_rows(res["proxy"])
+    if "throughput" in res:
+        rows += throughput.rows_for_table(res["throughput"])
+    if "storage" in res:
+        rows += storage_filters.rows_for_table(res["storage"])
+    if "memory" in res:
+        rows += memory.rows_for_table(res["memory"])
+    if "table" in res:
+        rows += table_refresh.rows_for_table(res["table"])
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     head = ("measure", "value", "target", "pass")
     lines = ["| " + " | ".join(head) + " |", "|---|---|---|---|"]
@@ -95,7 +111,7 @@ def table(rows: list[Row]) -> str:
 
 def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
     m = res["machine"]
-    st, mem = res.get("storage"), res.get("memory")
+    st, mem, tab = res.get("storage"), res.get("memory"), res.get("table")
     out = [
         "# flowbook benchmark results",
         "",
@@ -108,28 +124,27 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
         "",
         table(rows),
         "",
+        *[
+            f"Part `{u['part']}` re-measured {u['date']} with `{u['command']}` "
+            f"({u['elapsed_s'] / 60:.1f} min, load average at start "
+            f"{', '.join(f'{x:.2f}' for x in u['machine']['load_avg_at_start'])})."
+            for u in res.get("updates", [])
+        ],
+        "",
+        "## How each number was measured",
+        "",
     ]
-    if res.get("kept_from"):
-        out += [
-            "Not measured in this run (kept from the previous results): "
-            + "; ".join(f"{part}: {when}" for part, when in res["kept_from"].items())
-            + ".",
-            "",
-        ]
-    out += ["## How each number was measured", ""]
-    if "baseline" in res:
+    if "baseline" in res.get("proxy", {}) or "baseline" in res.get("throughput", {}):
+        label = res.get("baseline", {}).get("label", "the --baseline package")
         out.append(
-            f"- Baseline rows: flowbook's own proxy importing `{res['baseline']['label']}` "
-            f"(`--baseline {res['baseline']['path']}`), measured in the same interleaved "
-            "rounds/windows as the rest, so the two versions meet the same load."
+            f"- Baseline rows: flowbook's own proxy importing `{label}`, measured in the same "
+            "interleaved rounds/windows as the rest, so the two versions meet the same load."
         )
-    kept = res.get("kept_from", {})
     if "proxy" in res:
         pr = res["proxy"]
         out.append(
             "- P1/P2: `bench/proxy_latency.py` (interleaved rounds over loopback; "
             f"{pr['rounds']['json']} JSON and {pr['rounds']['sse']} SSE rounds)"
-            + (f", measured {kept['proxy']}" if "proxy" in kept else "")
             + (f"; load average before / after: {pr['load_avg_before']} / "
                f"{pr['load_avg_after']}" if "load_avg_before" in pr else "")
             + (". The baseline row is flowbook's proxy importing the `--baseline` package, in "
@@ -148,9 +163,7 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
             "warm-up. Lost = calls sent through the capture minus flows in its data dir after "
             "a clean stop (SIGINT). CPU per call is the proxy process's user+system time over "
             "the windows (all threads) divided by the calls: it depends less on other load "
-            f"than calls/s do. Load average during the run: {tp['load_avg']}"
-            + (f"; measured {kept['throughput']}" if "throughput" in kept else "")
-            + "."
+            f"than calls/s do. Load average during the run: {tp['load_avg']}" + "."
         )
     if st:
         fb, mt = st["p4_flowbook"], st["p4_mitmproxy"]
@@ -205,55 +218,27 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
             f"{mem['summary_dict_rows_bytes_per_flow']:.0f} B; the DataFrame "
             f"{mem['summary_frame_bytes_per_flow']:.0f} B (`memory_usage(deep=True)`).",
         ]
+    if tab:
+        out.append(
+            "- P7: `bench/table_refresh.py`: a flow-table view (`flowbook.ui.views.TableView`) "
+            "over a memory store filled with synthetic summary rows; one refresh = merging a "
+            "live batch (10 new streaming flows + 2 completing ones) and encoding the visible "
+            "60 rows as Arrow IPC, what the table pushes to the browser. Median of "
+            f"{tab['rounds']} refreshes per size, the two sizes interleaved round by round; "
+            "view build (once per filter/sort choice, O(N)): "
+            + "; ".join(
+                f"{c['view']}: {c['small']['build_ms']:.0f} ms at {c['small']['n']:,}, "
+                f"{c['big']['build_ms']:.0f} ms at {c['big']['n']:,}"
+                for c in tab["cases"]
+            )
+            + "."
+        )
     out += ["", "Raw numbers: `latest.json`.", ""]
     (RESULTS / "RESULTS.md").write_text("\n".join(out))
 
 
 MITM = "~d api.openai.com & ~u chat"
-PARTS = ("proxy", "throughput", "storage", "memory")
-
-
-def keep_previous(res: dict[str, Any], ran: list[str]) -> None:
-    """Carry the parts this run skipped over from the previous ``latest.json``, noting when
-    they were measured, so the results file always holds every measure."""
-    path = RESULTS / "latest.json"
-    if not path.is_file():
-        return
-    try:
-        prev = json.loads(path.read_text())
-    except ValueError:
-        return
-    kept = dict(prev.get("kept_from", {}))
-    for part in PARTS:
-        if part in ran or part not in prev:
-            kept.pop(part, None)
-            continue
-        res[part] = prev[part]
-        kept.setdefault(part, f"{prev['date']} (an earlier run, kept)")
-    if kept:
-        res["kept_from"] = kept
-    if res.get("proxy_skipped") and "proxy" in res:
-        res["proxy_skipped"] = False
-
-
-def all_rows(res: dict[str, Any]) -> list[Row]:
-    """The table's rows for every part the results hold."""
-    rows: list[Row] = []
-    if "proxy" in res:
-        rows += proxy_rows(res["proxy"])
-    if "throughput" in res:
-        from bench import throughput
-
-        rows += throughput.rows_for_table(res["throughput"])
-    if "storage" in res:
-        from bench import storage_filters
-
-        rows += storage_filters.rows_for_table(res["storage"])
-    if "memory" in res:
-        from bench import memory
-
-        rows += memory.rows_for_table(res["memory"])
-    return rows
+PARTS = ("proxy", "throughput", "storage", "memory", "table")
 
 
 def main() -> None:
@@ -267,9 +252,7 @@ def main() -> None:
         "--baseline",
         help="P1/P2/P3 also measure the flowbook package in this directory, in the same rounds",
     )
-    ap.add_argument(
-        "--baseline-label", help="what the baseline is, for RESULTS.md (e.g. main@abc123)"
-    )
+    ap.add_argument("--baseline-label", help="what the baseline is, for RESULTS.md (main@abc)")
     ap.add_argument("--n", type=int, help="flows in the P4/FTS corpus (default 1M; quick 100k)")
     ap.add_argument("--mitm-sample", type=int, help="HTTPFlows for flowfilter (default 50k)")
     ap.add_argument("--p5-n", type=int, help="flows for P5 (default 100k; quick 20k)")
@@ -277,7 +260,7 @@ def main() -> None:
     n = a.n or (100_000 if a.quick else 1_000_000)
     p5_n = a.p5_n or (20_000 if a.quick else 100_000)
     sample = a.mitm_sample or (20_000 if a.quick else 50_000)
-    parts = a.only or ["proxy", "throughput", "storage", "memory"]
+    parts = a.only or list(PARTS)
     if a.skip_proxy:
         parts = [p for p in parts if p not in ("proxy", "throughput")]
 
@@ -290,34 +273,57 @@ def main() -> None:
     }
     if a.baseline:
         res["baseline"] = {"path": a.baseline, "label": a.baseline_label or a.baseline}
+    rows: list[Row] = []
     if "proxy" in parts:
         from bench import proxy_latency
 
         print("P1/P2: proxy latency …", file=sys.stderr, flush=True)
         kw: dict[str, Any] = {"json_rounds": 100, "sse_rounds": 20} if a.quick else {}
         res["proxy"] = proxy_latency.run(**kw, baseline=a.baseline)
+        rows += proxy_rows(res["proxy"])
     if "throughput" in parts:
         from bench import throughput
 
         print("P3: saturated throughput …", file=sys.stderr, flush=True)
         kw = {"seconds": 4.0, "windows": 2} if a.quick else {}
         res["throughput"] = throughput.run(**kw, baseline=a.baseline)
+        rows += throughput.rows_for_table(res["throughput"])
     if "storage" in parts:
         from bench import storage_filters
 
         print(f"P4 + FTS: {n:,} flows …", file=sys.stderr, flush=True)
         res["storage"] = storage_filters.run(n, mitm_sample=sample)
+        rows += storage_filters.rows_for_table(res["storage"])
     if "memory" in parts:
         from bench import memory
 
         print(f"P5: memory, {p5_n:,} flows …", file=sys.stderr, flush=True)
         res["memory"] = memory.run(p5_n)
+        rows += memory.rows_for_table(res["memory"])
+    if "table" in parts:
+        from bench import table_refresh
+
+        big = 100_000 if a.quick else 1_000_000
+        print(f"P7: table refresh, {big:,} vs 1,000 flows …", file=sys.stderr, flush=True)
+        res["table"] = table_refresh.run(big)
+        rows += table_refresh.rows_for_table(res["table"])
     res["elapsed_s"] = time.monotonic() - t0
-    keep_previous(res, parts)
-    rows = all_rows(res)
 
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    latest = RESULTS / "latest.json"
+    if a.only and latest.exists():
+        # Some parts re-run: keep the other parts' numbers, note when these were measured.
+        merged = json.loads(latest.read_text())
+        for part in parts:
+            merged[part] = res[part]
+            merged.setdefault("updates", []).append(
+                {k: res[k] for k in ("date", "command", "machine", "elapsed_s")} | {"part": part}
+            )
+        if "baseline" in res:
+            merged["baseline"] = res["baseline"]
+        res = merged
+        rows = all_rows(res)
+    latest.write_text(json.dumps(res, indent=2, default=str) + "\n")
     write_markdown(res, rows)
     print(table(rows))
     print(f"\n{res['elapsed_s'] / 60:.1f} min; wrote {RESULTS / 'latest.json'} and RESULTS.md")

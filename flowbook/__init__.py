@@ -17,9 +17,17 @@ _API = {
     "start", "stop", "status", "monitor", "wait_idle", "Monitor",
     # flows and history
     "flows", "get_flow", "load", "stats", "bookmark", "tag", "comment", "quick_filters",
-    "export_parquet", "flow_store", "config",
+    "export_parquet", "flow_store", "config", "export", "generate_code", "redaction",
+    # comparing and charting
+    "diff", "charts",
     # interception
     "intercept", "intercept_panel",
+    # live table and dashboard
+    "table", "dashboard",
+    # widgets
+    "show",
+    # sessions, correlation, cost and latency analysis, alerts
+    "sessions", "session", "related", "slowest", "cost", "projection", "rate", "alerts",
 }  # fmt: skip
 
 

@@ -14,20 +14,34 @@ from flowbook.model import LLMFlow
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flowbook.analysis.diff import FlowDiff
     from flowbook.capture.monitor import Monitor
     from flowbook.store.facade import Store
     from flowbook.workspace import Workspace
 
 __all__ = [
+    "alerts",
     "bookmark",
     "comment",
+    "cost",
+    "dashboard",
+    "diff",
+    "export",
     "flows",
+    "generate_code",
     "get_flow",
     "load",
     "monitor",
+    "projection",
+    "rate",
+    "related",
+    "session",
+    "show",
+    "slowest",
     "start",
     "status",
     "stop",
+    "table",
     "tag",
 ]
 
@@ -129,8 +143,71 @@ def comment(flow_id: str, text: str) -> None:
 
 
 def load(path: str | Path) -> list[str]:
-    """Import flows from a flowbook JSONL file; returns the ids added."""
-    return _ws().store.load(Path(path))
+    """Import flows from a HAR file (browser DevTools, other tools, flowbook's own), a mitmproxy
+    flow file (``mitmdump -w``), or a flowbook JSONL/JSON export; returns the ids added.
+
+    Every LLM call in the file is detected and rebuilt like live traffic (streams included);
+    other requests are skipped; flows already stored are not added twice. A session file
+    (``fb.sessions.export``) also brings its sessions and grouping back."""
+    from flowbook.grouping.exchange import is_session_file
+
+    if is_session_file(Path(path)):
+        before = set(_ws().store.frame(include_history=True)["id"])
+        name = _sessions().load(path)
+        return [i for i in _sessions().flow_ids(name) if i not in before]
+    from flowbook.io.importer import load as _load
+
+    return _load(path)
+
+
+def export(
+    selection: Any = None,
+    format: str = "har",
+    path: str | Path | None = None,
+    *,
+    include_request_body: bool = True,
+    include_response_body: bool = True,
+    redact_sensitive: bool = True,
+    include_history: bool = False,
+) -> str | bytes | Path:
+    """Export flows as ``har`` (HAR 1.2 with an ``_llm`` extension; DevTools imports it),
+    ``markdown`` (a report to paste into an issue), ``json``/``jsonl`` (lossless, ``fb.load``
+    reads them back), ``csv`` (the ``fb.flows()`` columns), ``parquet`` (a directory, path
+    required) or ``mitmproxy`` (a flow file mitmweb opens).
+
+    ``selection``: None (every flow of the session; the stored history too with
+    ``include_history=True``), a filter string, a list of flow ids, or a DataFrame from
+    ``fb.flows()``. Returns the text (bytes for mitmproxy), or writes ``path`` (large selections
+    stream to disk with a progress bar) and returns it as a Path. Secrets are masked with
+    ``fb.redaction``'s rules unless ``redact_sensitive=False`` (which warns).
+    """
+    from flowbook.io.exporter import export as _export
+
+    return _export(
+        selection,
+        format,
+        path,
+        include_request_body=include_request_body,
+        include_response_body=include_response_body,
+        redact_sensitive=redact_sensitive,
+        include_history=include_history,
+    )
+
+
+def generate_code(
+    flow_id: str | LLMFlow,
+    format: str = "curl",
+    *,
+    include_comments: bool = True,
+    sdk: bool = False,
+) -> str:
+    """Code that repeats a flow's request: ``curl``, ``python`` (httpx; ``sdk=True`` for the
+    official OpenAI/Anthropic/Gemini SDK), ``typescript`` (fetch), ``go`` (net/http) or ``rust``
+    (reqwest). Secrets become environment variables (``OPENAI_API_KEY`` …), never literals; a
+    streamed call streams and prints the text as it arrives."""
+    from flowbook.io.codegen import generate
+
+    return generate(flow_id, format, include_comments=include_comments, sdk=sdk)
 
 
 def wait_idle(timeout: float = 10.0) -> bool:
@@ -153,11 +230,97 @@ def stats(
     *,
     include_history: bool = False,
 ) -> pd.DataFrame:
-    """One row per group (``by`` a column name, a list of them, or None for one overall row):
-    count, success/error rate, latency and TTFT percentiles, tokens, cost, estimated share."""
+    """One row per group (``by`` a column name, a list of them, ``"hour"``/``"day"``, or None
+    for one overall row): count, success/error rate, latency and TTFT percentiles, tokens, cost,
+    estimated share, queueing vs generation time, throughput, errors by type, request rates
+    (``flowbook.analysis.stats``). ``by="session"`` counts a flow in each of its sessions."""
     from flowbook.analysis.stats import stats as _stats
 
     return _stats(flows(filter, include_history=include_history), by=by)
+
+
+def session(name: str) -> Any:
+    """``with fb.session("name"):`` puts every flow captured inside the block (by this process's
+    proxy or by another process capturing into the same data dir) into session ``name``,
+    created if needed. Sessions can nest; a flow joins every open one."""
+    return _sessions().capture_into(name)
+
+
+def _sessions() -> Any:
+    from flowbook.grouping.manage import Sessions
+
+    def parts() -> Any:
+        ws = _ws()
+        # Let the recorder apply what was captured up to the call, as fb.flows() does.
+        ws.runtime.recorder.wait_idle(5.0)
+        return ws.store, ws.sessions
+
+    return Sessions(parts)
+
+
+def related(flow_id: str) -> pd.DataFrame:
+    """Flows related to one flow, with a ``relation`` column: ``thread`` (the same
+    conversation), ``tool_chain`` (tool results answering tool calls), ``retry`` (the same
+    request repeated after a failure), ``same_prompt`` (the same conversation to another model);
+    ``detail`` says how."""
+    from flowbook.grouping.related import related as _related
+
+    ws = _ws()
+    ws.runtime.recorder.wait_idle(5.0)
+    return _related(ws.store, ws.sessions, flow_id)
+
+
+def slowest(n: int = 10, filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The ``n`` slowest flows (matching ``filter``) with what made each slow (``cause``: long
+    TTFT, long generation or big prompt; ``detail``) and ``outlier`` against the model's own
+    latency distribution."""
+    from flowbook.analysis.latency import slowest as _slowest
+
+    return _slowest(flows(filter, include_history=include_history), n)
+
+
+def cost(
+    by: str | list[str] | None = "session",
+    filter: str | None = None,
+    *,
+    include_history: bool = False,
+) -> pd.DataFrame:
+    """Cost per ``session`` (a flow counts in each of its sessions), ``thread_id``, ``day``,
+    ``hour``, ``model`` or any column: cost, tokens, what prompt caching saved (cache reads at
+    the input rate minus their real price) and what cache writes cost. Price overrides apply."""
+    from flowbook.analysis.cost import cost_by
+
+    return cost_by(flows(filter, include_history=include_history), by)
+
+
+def projection(filter: str | None = None, *, include_history: bool = False) -> pd.Series:
+    """Cost, requests and tokens per hour, day and 30-day month at the rate of
+    ``fb.stats(by="hour")`` over the observed span."""
+    from flowbook.analysis.cost import projection as _projection
+
+    return _projection(stats(by="hour", filter=filter, include_history=include_history))
+
+
+def rate(
+    window: str = "60s",
+    by: str | None = None,
+    filter: str | None = None,
+    *,
+    include_history: bool = False,
+) -> pd.DataFrame:
+    """Requests per minute over a sliding ``window`` (e.g. ``"60s"``, ``"5min"``), at each
+    request, optionally per ``by`` column."""
+    from flowbook.analysis.stats import request_rate
+
+    return request_rate(flows(filter, include_history=include_history), window, by)
+
+
+def alerts(filter: str | None = None, *, include_history: bool = False) -> pd.DataFrame:
+    """Flows a threshold marked (``has:alert``; the ``alert`` column says which: latency,
+    tokens, cost, error). Thresholds: ``fb.config.alert_latency_s``, ``alert_tokens``,
+    ``alert_cost_usd``, ``alert_on_error``."""
+    expr = "has:alert" if not filter else f"has:alert AND ({filter})"
+    return flows(expr, include_history=include_history)
 
 
 def quick_filters() -> Any:
@@ -177,7 +340,7 @@ def export_parquet(
     """Write the summary of every stored flow (matching ``filter``) as Parquet, partitioned by
     day (``date=YYYY-MM-DD/``), for DuckDB, Spark or Dask. ``include_bodies`` adds request and
     response text."""
-    from flowbook.export.parquet import export_parquet as _export
+    from flowbook.io.parquet import export_parquet as _export
 
     df = flows(filter, include_history=True)
     return _export(
@@ -192,6 +355,43 @@ def intercept_panel() -> Any:
     return InterceptPanel()
 
 
+def diff(
+    a: str | LLMFlow, b: str | LLMFlow, *, ignore: tuple[str, ...] = ("ids", "timestamps")
+) -> FlowDiff:
+    """Compare two flows (ids or LLMFlow objects): parameters, tools, system prompt, messages
+    aligned by content, response text word by word. Returns a FlowDiff (``.changes``,
+    ``.to_markdown()``; shows side by side in a notebook). ``ignore`` may also name "usage"."""
+    from flowbook.analysis.diff import diff_flows
+
+    fa = a if isinstance(a, LLMFlow) else get_flow(a)
+    fb_ = b if isinstance(b, LLMFlow) else get_flow(b)
+    return diff_flows(fa, fb_, ignore=ignore)
+
+
+def show(flow_id: str | LLMFlow, *, height: int = 620) -> Any:
+    """The detail widget of one flow: overview (timing, tokens, cost, context window),
+    conversation, response, stream events, raw headers and bodies, and editable notes."""
+    from flowbook.ui.detail import show as _show
+
+    return _show(flow_id, height=height)
+
+
+def table(filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The live flow table widget: new flows appear as they are captured, sorting and filtering
+    run in the kernel, a clicked row opens its detail. ``.selected`` holds the selected ids,
+    ``.df`` the selected rows; ``include_history`` adds flows stored by earlier sessions."""
+    from flowbook.ui.table import FlowTable
+
+    return FlowTable(filter, include_history=include_history)
+
+
+def dashboard(filter: str | None = None, *, include_history: bool = False) -> Any:
+    """The flow table with its detail pane, live charts and the intercept panel in one view."""
+    from flowbook.ui.dashboard import Dashboard
+
+    return Dashboard(filter, include_history=include_history)
+
+
 def __getattr__(name: str) -> Any:
     # Lazily built attributes: fb.config (the live configuration of the current data dir) and
     # fb.intercept (breakpoints and rules).
@@ -201,10 +401,20 @@ def __getattr__(name: str) -> Any:
         from flowbook.capture.monitor import Monitor
 
         return Monitor
+    if name == "redaction":
+        import importlib
+
+        return importlib.import_module("flowbook.redaction")
     if name == "intercept":
         import importlib
 
         return importlib.import_module("flowbook.intercept")
+    if name == "charts":  # fb.charts.latency(), .ttft_vs_tokens(), .usage_over_time(), .errors()
+        import importlib
+
+        return importlib.import_module("flowbook.ui.charts")
+    if name == "sessions":
+        return _sessions()
     raise AttributeError(f"module 'flowbook.api' has no attribute {name!r}")
 
 

@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--filter", default=None)
     _add_data_dir(st)
 
+    ex = sub.add_parser("export", help="export stored flows (HAR, Markdown, JSON, CSV, …)")
+    ex.add_argument("format", help="har | markdown | json | jsonl | csv | parquet | mitmproxy")
+    ex.add_argument("path", help="file to write (a directory for parquet)")
+    ex.add_argument("--filter", default=None, help="filter expression, e.g. 'model:gpt-4o'")
+    ex.add_argument("--no-redact", action="store_true", help="keep secrets (warns)")
+    _add_data_dir(ex)
+
     demo = sub.add_parser("demo", help="offline demo: fake upstream + real SDKs through the proxy")
     demo.add_argument(
         "--data-dir", default=None, help="keep the demo's flows here (default: a temporary dir)"
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return _flows(args)
         if args.command == "stats":
             return _stats(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "demo":
             from flowbook.demo import run_demo
 
@@ -195,6 +204,17 @@ def _stats(args: argparse.Namespace) -> int:
     by = [b for b in args.by.split(",") if b] or None
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(stats(df, by=by).to_string())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from flowbook import api
+    from flowbook.workspace import current
+
+    current(args.data_dir)
+    path = api.export(args.filter, args.format, args.path, include_history=True,
+                      redact_sensitive=not args.no_redact)  # fmt: skip
+    print(f"exported to {path!s}")
     return 0
 
 

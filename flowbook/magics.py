@@ -3,12 +3,17 @@
 %flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR]
 %flowmon stop | status
 %flowmon flows [FILTER]            the flows DataFrame (filtered)
-%flowmon show ID                   one flow
+%flowmon table [FILTER]            the live flow table widget
+%flowmon show ID                   one flow in the detail widget
+%flowmon export FORMAT PATH [--filter EXPR] [--history] [--no-redact]
+                                   har | markdown | json | jsonl | csv | parquet | mitmproxy
 %flowmon intercept on [FILTER] [--response | --both] [--timeout S] [--drop]
 %flowmon intercept off | status
 %flowmon run CMD [ARGS]...         run a program with its LLM calls captured (starts a capture
                                    on a free port if none runs), its output here, then a summary
-%flowmon                           status and the latest flows
+%flowmon session NAME              new flows go into session NAME (until %flowmon session off)
+%flowmon session off | list        stop putting flows into sessions | list the sessions
+%flowmon                           the dashboard: live table, detail, charts, intercept
 """
 
 from __future__ import annotations
@@ -38,6 +43,16 @@ def _start_parser() -> _Parser:
     return p
 
 
+def _export_parser() -> _Parser:
+    p = _Parser(prog="%flowmon export", add_help=False)
+    p.add_argument("format")
+    p.add_argument("path")
+    p.add_argument("--filter", default=None)
+    p.add_argument("--history", action="store_true")
+    p.add_argument("--no-redact", action="store_true")
+    return p
+
+
 def run_line(line: str) -> Any:
     """Execute one ``%flowmon`` line and return what the cell should display."""
     from flowbook import api as fb
@@ -59,10 +74,15 @@ def run_line(line: str) -> Any:
         return fb.status()
     if cmd == "flows":
         return fb.flows(" ".join(rest) or None)
+    if cmd == "table":
+        return fb.table(" ".join(rest) or None)
     if cmd == "show":
         if len(rest) != 1:
             raise MagicUsageError("%flowmon show takes one flow id, e.g. %flowmon show 3f2a9c01")
-        return fb.get_flow(rest[0])
+        try:
+            return fb.show(rest[0])
+        except KeyError as exc:
+            raise MagicUsageError(str(exc.args[0] if exc.args else exc)) from None
     if cmd == "run":
         if rest[:1] == ["--"]:
             rest = rest[1:]
@@ -70,6 +90,16 @@ def run_line(line: str) -> Any:
             raise MagicUsageError("%flowmon run needs a command, e.g. %flowmon run python agent.py")
         mon = fb.monitor() or fb.start(port=0)
         return mon.run(rest)
+    if cmd == "export":
+        a = _export_parser().parse_args(rest)
+        try:
+            path = fb.export(a.filter, a.format, a.path, include_history=a.history,
+                             redact_sensitive=not a.no_redact)  # fmt: skip
+        except (ValueError, KeyError) as exc:
+            raise MagicUsageError(f"%flowmon export: {exc}") from None
+        return f"exported to {path!s}"
+    if cmd == "session":
+        return _session(rest)
     if cmd == "intercept":
         from flowbook.intercept.magic import intercept_magic
 
@@ -80,17 +110,37 @@ def run_line(line: str) -> Any:
     raise MagicUsageError(f"%flowmon: unknown command {cmd!r}.\n{USAGE}")
 
 
+def _session(rest: list[str]) -> Any:
+    from flowbook import api as fb
+
+    sessions = fb._sessions()
+    if len(rest) != 1:
+        raise MagicUsageError(
+            "%flowmon session takes one name (or off, or list), e.g. %flowmon session refactor"
+        )
+    word = rest[0]
+    if word == "list":
+        return sessions.list()
+    closed = sessions.close()  # one open session at a time from the magic
+    if word == "off":
+        return f"flows no longer go into {', '.join(closed)}" if closed else "no session was open"
+    try:
+        sessions.open(word)
+    except ValueError as exc:
+        raise MagicUsageError(f"%flowmon session: {exc}") from None
+    return f"new flows go into session {word!r} (%flowmon session off to stop)"
+
+
 def _overview() -> Any:
     from flowbook import api as fb
 
-    status = fb.status()
     try:
+        return fb.dashboard()
+    except ImportError:  # no widget stack: status and the latest flows instead
         from IPython.display import display
 
-        display(status)
-    except ImportError:
-        pass
-    return fb.flows(page=1, page_size=20)
+        display(fb.status())
+        return fb.flows(page=1, page_size=20)
 
 
 def register(ipython: Any) -> None:

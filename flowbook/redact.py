@@ -64,19 +64,34 @@ class RedactionRule:
     check: Callable[[str], bool] | None = None
     before: re.Pattern[str] | None = None
 
-    def apply(self, text: str) -> str:
-        def sub(m: re.Match[str]) -> str:
-            secret = m.group(self.group)
-            if not secret or ELLIPSIS in secret or (self.check and not self.check(secret)):
-                return m.group(0)
-            if self.before and not self.before.search(text[max(0, m.start() - 64) : m.start() + 1]):
-                return m.group(0)
-            masked = self.replacement if self.replacement is not None else fingerprint(secret)
-            start, end = m.start(self.group) - m.start(), m.end(self.group) - m.start()
-            whole = m.group(0)
-            return whole[:start] + masked + whole[end:]
+    def _masked(self, m: re.Match[str], text: str) -> str | None:
+        """What the match becomes, or None when this match is not a secret after all."""
+        secret = m.group(self.group)
+        if not secret or ELLIPSIS in secret or (self.check and not self.check(secret)):
+            return None
+        if self.before and not self.before.search(text[max(0, m.start() - 64) : m.start() + 1]):
+            return None
+        masked = self.replacement if self.replacement is not None else fingerprint(secret)
+        start, end = m.start(self.group) - m.start(), m.end(self.group) - m.start()
+        whole = m.group(0)
+        return whole[:start] + masked + whole[end:]
 
-        return self.pattern.sub(sub, text)
+    def apply(self, text: str) -> str:
+        return self.pattern.sub(lambda m: self._masked(m, text) or m.group(0), text)
+
+    def findings(self, text: str) -> list[tuple[str, str]]:
+        """(matched text, what it becomes) for every match this rule would mask in ``text``."""
+        out = []
+        for m in self.pattern.finditer(text):
+            masked = self._masked(m, text)
+            if masked is not None and masked != m.group(0):
+                out.append((m.group(0), masked))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as it is written in config.json's ``redaction_rules``."""
+        return {"name": self.name, "pattern": self.pattern.pattern,
+                "replacement": self.replacement, "enabled": self.enabled}  # fmt: skip
 
 
 def _has_digit_and_letter(s: str) -> bool:
@@ -507,6 +522,64 @@ def _mask_pair(pair: str) -> str:
 
 
 DEFAULT = RedactionRules()
+_RULE_KEYS = {"name", "pattern", "replacement", "enabled", "group"}
+
+
+def check_rule_dicts(entries: list[Any]) -> list[dict[str, Any]]:
+    """Validate config entries ``{name, pattern?, replacement?, enabled?}``; raise ValueError
+    saying which entry is wrong and why. An entry named like a default rule may omit
+    ``pattern`` (it then only switches the rule or changes its replacement)."""
+    defaults = {r.name for r in DEFAULT_RULES}
+    out: list[dict[str, Any]] = []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e["name"]:
+            raise ValueError(f"entry {i} must be an object with a non-empty 'name', got {e!r}")
+        unknown = set(e) - _RULE_KEYS
+        if unknown:
+            raise ValueError(f"entry {e['name']!r}: unknown keys {sorted(unknown)}; "
+                             f"allowed: name, pattern, replacement, enabled, group")  # fmt: skip
+        pattern = e.get("pattern")
+        if pattern is None and e["name"] not in defaults:
+            raise ValueError(f"rule {e['name']!r} is not a default rule, so it needs a 'pattern'")
+        if pattern is not None:
+            if not isinstance(pattern, str):
+                raise ValueError(f"rule {e['name']!r}: 'pattern' must be a string")
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"rule {e['name']!r}: bad regular expression: {exc}") from None
+            if int(e.get("group", 0)) > compiled.groups:
+                raise ValueError(f"rule {e['name']!r}: 'group' exceeds the pattern's groups")
+        if e.get("replacement") is not None and not isinstance(e["replacement"], str):
+            raise ValueError(f"rule {e['name']!r}: 'replacement' must be a string or null")
+        if not isinstance(e.get("enabled", True), bool):
+            raise ValueError(f"rule {e['name']!r}: 'enabled' must be true or false")
+        out.append(dict(e))
+    return out
+
+
+def rules_from_config(entries: list[dict[str, Any]] | None) -> RedactionRules:
+    """The default rules with the config's entries applied: an entry named like a default rule
+    switches it (``enabled``) or replaces its pattern/replacement; a new name adds a rule."""
+    rules = RedactionRules()
+    for e in check_rule_dicts(list(entries or [])):
+        names = [r.name for r in rules.rules]
+        enabled = bool(e.get("enabled", True))
+        if e["name"] in names:
+            i = names.index(e["name"])
+            r = rules.rules[i]
+            changes: dict[str, Any] = {"enabled": enabled}
+            if "replacement" in e:
+                changes["replacement"] = e["replacement"]
+            if e.get("pattern") is not None and e["pattern"] != r.pattern.pattern:
+                changes.update(pattern=re.compile(e["pattern"]), group=int(e.get("group", 0)),
+                               check=None, before=None)  # fmt: skip
+            rules.rules[i] = replace(r, **changes)
+        else:
+            rules.rules.append(RedactionRule(e["name"], re.compile(e["pattern"]),
+                                             group=int(e.get("group", 0)),
+                                             replacement=e.get("replacement"), enabled=enabled))
+    return rules
 
 
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:

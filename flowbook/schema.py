@@ -59,7 +59,15 @@ COLUMNS: dict[str, str] = {
     "tags": STRING,
     "client": STRING,
     "preview": STRING,
+    # Derived by the session tracker (flowbook.grouping.tracker), filled in by the store's
+    # enricher on every frame: the conversation a flow belongs to, its place in it, and alerts.
+    "thread_id": STRING,
+    "turn": "Int64",
+    "parent_id": STRING,
+    "alert": STRING,
 }
+# Columns whose values come from the sessions file, not from the flow itself.
+DERIVED_COLUMNS = ("thread_id", "turn", "parent_id", "alert")
 
 TEXT_COLUMNS = [c for c, t in COLUMNS.items() if t == STRING]
 PREVIEW_CHARS = 160
@@ -126,6 +134,10 @@ def summary_row(flow: LLMFlow) -> dict[str, Any]:
         "tags": ",".join(flow.annotations.tags),
         "client": flow.metadata.client,
         "preview": _preview(flow),
+        "thread_id": None,
+        "turn": None,
+        "parent_id": None,
+        "alert": None,
     }
 
 
@@ -174,8 +186,11 @@ def frame_from_columns(columns: dict[str, list[Any]]) -> pd.DataFrame:
     (several times faster for a million rows).
     """
     data: dict[str, Any] = {}
+    n = len(next(iter(columns.values()), []))
     for col, dtype in COLUMNS.items():
-        values = columns[col]
+        # A column a source does not have (an index or snapshot written before the column
+        # existed) is unknown for all its rows.
+        values = columns[col] if col in columns else [None] * n
         if col == "timestamp":
             secs = pd.Series(_float_array(values), dtype="float64")
             data[col] = pd.to_datetime(secs, unit="s", utc=True).astype(dtype)

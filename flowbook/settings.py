@@ -14,7 +14,7 @@ import difflib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,18 @@ class Setting:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    # Extra validation and normalising (list and dict kinds); raises ConfigError or ValueError.
+    check: Callable[[Any], Any] | None = None
 
     def allowed(self) -> str:
+        if self.kind is dict:
+            return "a JSON object"
         if self.kind is bool:
             return "true or false"
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind is list:
+            return "a list (see the setting's help)"
         noun = {int: "an integer", float: "a number", str: "a string"}[self.kind]
         if self.minimum is not None and self.maximum is not None:
             return f"{noun} from {self.minimum:g} to {self.maximum:g}"
@@ -64,6 +70,10 @@ class Setting:
     def coerce(self, value: Any) -> Any:
         """Validate ``value`` (strings from env vars are parsed); raise ConfigError if bad."""
         v = value
+        if self.kind is list:
+            return self._coerce_list(v)
+        if self.kind is dict:
+            return self._coerce_dict(value)
         if isinstance(v, str) and self.kind is not str:
             text = v.strip().lower()
             if self.kind is bool:
@@ -88,8 +98,51 @@ class Setting:
             raise ConfigError(f"{self.name} must be {self.allowed()}, not {value!r}")
         return v
 
+    def _coerce_list(self, value: Any) -> Any:
+        v = value
+        if isinstance(v, str):  # from an env var: JSON
+            try:
+                v = json.loads(v)
+            except ValueError as e:
+                raise ConfigError(f"{self.name} must be a JSON list: {e}") from None
+        if not isinstance(v, list | tuple):
+            raise ConfigError(f"{self.name} must be a list, not {value!r}")
+        return self.check(list(v)) if self.check is not None else list(v)
+    def _coerce_dict(self, value: Any) -> Any:
+        v = value
+        if isinstance(v, str):  # from an env var
+            try:
+                v = json.loads(v)
+            except ValueError as e:
+                raise ConfigError(f"{self.name} must be {self.allowed()}: {e}") from None
+        if not isinstance(v, dict):
+            raise ConfigError(f"{self.name} must be {self.allowed()}, not {value!r}")
+        if self.check is not None:
+            try:
+                v = self.check(v)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        return v
+
+
+def _check_price_overrides(value: Any) -> Any:
+    # Imported when used: settings imports nothing from flowbook at module level.
+    from flowbook.analysis.pricing import check_price_overrides
+
+    return check_price_overrides(value)
+
 
 MiB = 1 << 20
+
+
+def _check_redaction_rules(value: list[Any]) -> list[Any]:
+    from flowbook.redact import check_rule_dicts
+
+    try:
+        return check_rule_dicts(value)
+    except ValueError as e:
+        raise ConfigError(f"redaction_rules: {e}") from None
+
 _BOOL_WORDS = {
     "1": True,
     "true": True,
@@ -149,6 +202,14 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("save_stream_events", True, "keep every stream event with its arrival time", bool),
         Setting("redact_sensitive", True, "mask secrets at rest and in exports", bool),
+        Setting(
+            "redaction_rules",
+            [],
+            "export redaction rules [{name, pattern, replacement, enabled}]: entries named like "
+            "a default rule switch or replace it, new names add rules (fb.redaction lists them)",
+            list,
+            check=_check_redaction_rules,
+        ),
         Setting("segment_max_bytes", 64 * MiB, "size at which a JSONL segment rotates", int, MiB),
         Setting("listen_host", "127.0.0.1", "address fb.start() listens on by default", str),
         Setting(
@@ -158,6 +219,55 @@ SETTINGS: dict[str, Setting] = {
             int,
             0,
             65535,
+        ),
+        Setting(
+            "auto_sessions",
+            True,
+            "group flows into detected sessions (client identity, idle gaps, conversations)",
+            bool,
+        ),
+        Setting(
+            "auto_session_idle_minutes",
+            30.0,
+            "an idle gap longer than this starts a new detected session for the same client",
+            float,
+            0.01,
+        ),
+        Setting(
+            "alert_latency_s",
+            5.0,
+            "a flow slower than this (seconds) is an alert (0: off)",
+            float,
+            0,
+        ),
+        Setting(
+            "alert_tokens",
+            10_000,
+            "a flow with at least this many tokens is an alert (0: off)",
+            int,
+            0,
+        ),
+        Setting(
+            "alert_cost_usd",
+            1.0,
+            "a flow costing at least this much (USD) is an alert (0: off)",
+            float,
+            0,
+        ),
+        Setting("alert_on_error", True, "a failed flow is an alert", bool),
+        Setting(
+            "notification_enabled",
+            True,
+            "show a notebook notification, once, for each new alert",
+            bool,
+        ),
+        Setting(
+            "price_overrides",
+            {},
+            "USD per million tokens for models genai-prices does not know, e.g. "
+            '{"my-ft-model": {"input": 3, "output": 15, "cache_read": 0.3}}',
+            dict,
+            check=_check_price_overrides,
         ),
     ]
 }
@@ -198,9 +308,18 @@ class Config:
     intercept_timeout_action: str = "continue"
     save_stream_events: bool = True
     redact_sensitive: bool = True
+    redaction_rules: list[Any] = field(default_factory=list)
     segment_max_bytes: int = 64 * MiB
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
+    auto_sessions: bool = True
+    auto_session_idle_minutes: float = 30.0
+    alert_latency_s: float = 5.0
+    alert_tokens: int = 10_000
+    alert_cost_usd: float = 1.0
+    alert_on_error: bool = True
+    notification_enabled: bool = True
+    price_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def load_config(data_dir: str | Path | None = None) -> Config:

@@ -12,9 +12,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowbook.grouping.notify import Notifier
+from flowbook.grouping.tracker import SessionTracker
 from flowbook.intercept.controller import InterceptController
 from flowbook.runtime import Runtime
 from flowbook.settings import ConfigManager, resolve_data_dir
+from flowbook.store.changes import UPDATED
 from flowbook.store.facade import Store
 
 if TYPE_CHECKING:
@@ -49,7 +52,22 @@ class Workspace:
         self.runtime = Runtime(self.data_dir, self.store, self.intercept)
         self.runtime.recorder.redact = cfg.redact_sensitive
         self.runtime.recorder.save_stream_events = cfg.save_stream_events
+        self._wire_sessions()
         self.config.on_change(self._config_changed)
+
+    def _wire_sessions(self) -> None:
+        # Sessions, correlation and alerts: the tracker sees every put and enriches every frame;
+        # price overrides reach the recorder's pricing through the pricing module.
+        from flowbook.analysis.pricing import set_price_overrides
+
+        set_price_overrides(self.config.price_overrides)
+        self.sessions = SessionTracker(self.data_dir, self.config.get)
+        self.store.on_put.append(self.sessions.on_put)
+        self.store.enrichers.append(self.sessions.enrich)
+        self.sessions.on_membership.append(lambda ids: self.store.changed.record(UPDATED, ids))
+        self.notifier = Notifier()
+        self.sessions.on_notify.append(self.notifier.push)
+        self.notifier.install()
 
     def _config_changed(self, key: str, old: Any, new: Any) -> None:
         # Settings that matter while running take effect at once; the others at the next start.
@@ -62,6 +80,10 @@ class Workspace:
             recorder.save_stream_events = bool(new)
         elif key == "persist_to_file":
             store.persist = bool(new)
+        elif key == "price_overrides":
+            from flowbook.analysis.pricing import set_price_overrides
+
+            set_price_overrides(new)
         elif key in ("retention_days", "auto_cleanup"):
             auto = self.config.auto_cleanup
             store.retention_days = self.config.retention_days if auto else None
@@ -159,6 +181,8 @@ class Workspace:
         """Stop capturing and close the store (the intercept controller is left as it is)."""
         self.runtime.close()
         self.store.close()
+        self.notifier.uninstall()
+        self.sessions.close()
 
 
 _lock = threading.RLock()

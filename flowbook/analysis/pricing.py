@@ -8,10 +8,17 @@ An unknown model, or a provider that does not bill in tokens (Kiro bills credits
 server bills nothing we could price), gives ``None``, never ``0``: the DataFrame shows NaN and
 sums skip it. Which genai-prices provider and model a (provider, model) pair resolves to is
 memoised, misses included, so pricing a flow costs a dictionary look-up plus the arithmetic.
+
+User price overrides (the ``price_overrides`` setting: model name or glob -> USD per million
+tokens for ``input``, ``output``, ``cache_read``, ``cache_write``) come first, for private or
+fine-tuned models genai-prices cannot know; the workspace hands them in with
+:func:`set_price_overrides`. ``unit_prices`` gives the per-token rates behind a price, which the
+cost analysis uses for cache savings.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import math
 import threading
@@ -59,6 +66,100 @@ _EPOCH = date(1970, 1, 1)
 _lock = threading.Lock()
 # (provider, model) -> (provider_id or None, model_ref) that genai-prices knows, or None.
 _resolved: dict[tuple[str, str], tuple[str | None, str] | None] = {}
+
+
+# Price overrides: model (or glob) -> per-million-token rates. Replaced whole, never mutated.
+_overrides: dict[str, dict[str, float]] = {}
+OVERRIDE_FIELDS = ("input", "output", "cache_read", "cache_write")
+
+
+def check_price_overrides(value: object) -> dict[str, dict[str, float]]:
+    """Validate ``price_overrides``; raise ValueError saying what is wrong."""
+    if not isinstance(value, dict):
+        raise ValueError("price_overrides must be a JSON object: model -> {input, output, ...}")
+    out: dict[str, dict[str, float]] = {}
+    for model, rates in value.items():
+        if not isinstance(rates, dict) or "input" not in rates or "output" not in rates:
+            raise ValueError(
+                f"price_overrides[{model!r}] needs at least 'input' and 'output' "
+                'in USD per million tokens, e.g. {"input": 3, "output": 15}'
+            )
+        unknown = set(rates) - set(OVERRIDE_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"price_overrides[{model!r}]: unknown keys {sorted(unknown)}; "
+                f"allowed: {', '.join(OVERRIDE_FIELDS)}"
+            )
+        clean: dict[str, float] = {}
+        for k, v in rates.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise ValueError(f"price_overrides[{model!r}][{k!r}] must be a number >= 0")
+            clean[k] = float(v)
+        out[str(model)] = clean
+    return out
+
+
+def set_price_overrides(overrides: dict[str, dict[str, float]] | None) -> None:
+    """Use these rates (USD per million tokens) for matching models, before genai-prices."""
+    global _overrides
+    _overrides = check_price_overrides(overrides or {})
+
+
+def price_override(model: str | None) -> dict[str, float] | None:
+    """The override rates for a model (exact name first, then globs), or None."""
+    if not model or not _overrides:
+        return None
+    table = _overrides
+    if model in table:
+        return table[model]
+    for pattern, rates in table.items():
+        if fnmatch.fnmatchcase(model, pattern):
+            return rates
+    return None
+
+
+def override_cost(rates: dict[str, float], usage: Usage) -> float:
+    """Price of a usage at override rates (cache rates default to the input rate)."""
+    inp, out = rates["input"], rates["output"]
+    cr, cw = rates.get("cache_read", inp), rates.get("cache_write", inp)
+    read, write = max(usage.cache_read, 0), max(usage.cache_write, 0)
+    plain = max(usage.input - read - write, 0)
+    return (plain * inp + read * cr + write * cw + max(usage.output, 0) * out) / 1e6
+
+
+def unit_prices(provider: str, model: str | None, timestamp: Any = None) -> dict[str, float] | None:
+    """USD per token for input, output, cache_read and cache_write, or None if unknown."""
+    if not model:
+        return None
+    rates = price_override(model)
+    if rates is not None:
+        inp = rates["input"]
+        return {
+            "input": inp / 1e6,
+            "output": rates["output"] / 1e6,
+            "cache_read": rates.get("cache_read", inp) / 1e6,
+            "cache_write": rates.get("cache_write", inp) / 1e6,
+        }
+    if _normalise(provider or "") in UNPRICED_PROVIDERS:
+        return None
+    target = resolve(provider or "", model)
+    if target is None:
+        return None
+    day = (_as_datetime(timestamp) or datetime.now(UTC)).date().isoformat()
+    # A sample well below every tier boundary (some models price long prompts higher).
+    n = 10_000
+    base = _priced(target[0], target[1], n, 0, 0, 0, day)
+    out = _priced(target[0], target[1], 0, 0, 0, n, day)
+    read = _priced(target[0], target[1], n, n, 0, 0, day)
+    write = _priced(target[0], target[1], n, 0, n, 0, day)
+    if base is None or out is None:
+        return None
+    return {
+        "input": base / n,
+        "output": out / n,
+        "cache_read": (read if read is not None else base) / n,
+        "cache_write": (write if write is not None else base) / n,
+    }
 
 
 def _normalise(provider: str) -> str:
@@ -125,10 +226,14 @@ def cost_usd(
     """Price of one call in USD, or None when the price is unknown.
 
     ``timestamp`` (epoch seconds or datetime; default now) picks the price in force then.
-    Cache-read and cache-write tokens are priced at their own rates.
+    Cache-read and cache-write tokens are priced at their own rates. A ``price_overrides``
+    entry for the model wins over genai-prices.
     """
     if not model or usage is None or (usage.source == "missing" and not usage.total):
         return None
+    rates = price_override(model)
+    if rates is not None:
+        return override_cost(rates, usage)
     if _normalise(provider or "") in UNPRICED_PROVIDERS:
         return None
     target = resolve(provider or "", model)

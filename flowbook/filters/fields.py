@@ -201,6 +201,15 @@ FLAGS: dict[str, Flag] = {
         "token usage is reported or estimated",
     ),
     "has:response": _present("response_bytes", "a response arrived (mitmproxy ~s)"),
+    "has:alert": Flag(
+        lambda df: (
+            df["alert"].notna() & (df["alert"] != "")
+            if "alert" in df
+            else pd.Series(False, index=df.index)
+        ).to_numpy(dtype=bool, na_value=False),
+        lambda r: bool(r.get("alert")),
+        "a threshold marked the flow (alert column: latency, tokens, cost, error)",
+    ),
     # mitmproxy's ~q: a request that has no response (yet).
     "~q": Flag(
         lambda df: df["response_bytes"].isna().to_numpy(dtype=bool),

@@ -61,8 +61,9 @@ def _eval(node: Node, ctx: _RowCache) -> bool:
 
 
 def match_text_value(key: str, matcher: TextMatcher, value: str | None) -> bool:
-    """Match one summary text value; ``tag`` values are comma-joined and matched tag by tag."""
-    if key != "tag":
+    """Match one summary text value; ``tag`` and ``session`` values are comma-joined (a flow
+    may have several tags and belong to several sessions) and matched one by one."""
+    if key not in ("tag", "session"):
         return matcher(value)
     if value is None:
         return False

@@ -17,7 +17,8 @@ caller who wants everything on disk.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+import traceback
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -61,6 +62,12 @@ class Store:
         self._active: set[str] = set()
         self._lock = threading.RLock()
         self._capturing = False
+        # Hooks (the session tracker): ``on_put(flow, first, completed)`` for every put, on the
+        # putting thread, before the flow is visible; ``enrichers`` add derived columns to every
+        # summary frame. A failing hook is recorded in ``hook_errors``, never raised.
+        self.on_put: list[Callable[[LLMFlow, bool, bool], None]] = []
+        self.enrichers: list[Callable[[pd.DataFrame], pd.DataFrame]] = []
+        self.hook_errors: list[str] = []
 
     @property
     def changed(self) -> ChangeFeed:
@@ -74,14 +81,23 @@ class Store:
         """Insert or replace a flow. When it reaches a final state, it is persisted."""
         final = flow.state.is_final
         with self._lock:
+            first = flow.id not in self._active and flow.id not in self.memory
             completed = final and (flow.id in self._active or flow.id not in self.memory)
             if final:
                 self._active.discard(flow.id)
             else:
                 self._active.add(flow.id)
+        self._run_hooks(flow, first, completed)
         self.memory.put(flow)
         if completed and self.persist:
             self._open()[1].put(flow)
+
+    def _run_hooks(self, flow: LLMFlow, first: bool, completed: bool) -> None:
+        for hook in list(self.on_put):
+            try:
+                hook(flow, first, completed)
+            except Exception:
+                self.hook_errors.append(traceback.format_exc())
 
     def touch(self, flow: LLMFlow) -> None:
         """Refresh the summary row of a flow already stored (cheap; for live updates)."""
@@ -133,6 +149,9 @@ class Store:
         if not path.exists():
             raise FileNotFoundError(f"no such file: {path}")
         ids = list(self.disk.import_jsonl(path))
+        if ids and self.on_put:
+            for flow in self.get_flows(ids):
+                self._run_hooks(flow, True, flow.state.is_final)
         if ids:
             self.changed.record(ADDED, ids)
         return ids
@@ -166,6 +185,15 @@ class Store:
 
     def frame(self, include_history: bool = False) -> pd.DataFrame:
         """The typed summary frame: this session's flows, plus the stored ones with history."""
+        df = self._frame(include_history)
+        for enrich in list(self.enrichers):
+            try:
+                df = enrich(df)
+            except Exception:
+                self.hook_errors.append(traceback.format_exc())
+        return df
+
+    def _frame(self, include_history: bool) -> pd.DataFrame:
         live = self.memory.frame()
         if not include_history and not self._history_by_default():
             return live

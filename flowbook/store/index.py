@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from flowbook.model import FlowAnnotations
-from flowbook.schema import COLUMNS
+from flowbook.schema import COLUMNS, DERIVED_COLUMNS
 
 SCHEMA_VERSION = "1"
-SUMMARY_COLUMNS = list(COLUMNS)
+# Derived columns (sessions, threads, alerts) are filled in by the grouping overlay at read
+# time, never stored in the index: an index written before they existed keeps working.
+SUMMARY_COLUMNS = [c for c in COLUMNS if c not in DERIVED_COLUMNS]
 _SQL_TYPES = {"Int64": "INTEGER", "float64": "REAL", "bool": "INTEGER"}
 
 
@@ -35,7 +37,7 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
-_FLOW_COLS = ", ".join(f"{_q(c)} {_sql_type(t)}" for c, t in COLUMNS.items() if c != "id")
+_FLOW_COLS = ", ".join(f"{_q(c)} {_sql_type(COLUMNS[c])}" for c in SUMMARY_COLUMNS if c != "id")
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS segments(

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from flowbook.export.parquet import export_parquet
+from flowbook.io.parquet import export_parquet
 from flowbook.model import (
     LLMFlow,
     Usage,

@@ -1,0 +1,371 @@
+"""The store-side tracker: every flow that reaches the store is placed in sessions and linked.
+
+The store calls ``on_put(flow, first, completed)`` for every ``put`` (the recorder's, and each
+imported flow's), on the thread that put it. On first sight (the request is parsed) the tracker
+
+* adds the flow to every session opened with ``fb.session(name)`` / ``%flowmon session NAME``
+  (in this process or another one on the same data dir: the open contexts are rows in the
+  sessions file, so a detached capture honours them too);
+* links it: thread parent, turn and thread id, the tool calls its tool results answer, the failed
+  call it retries (``flowbook.analysis.correlation`` says how);
+* places it in a detected session (``auto_sessions``): the session of the conversation it
+  continues; else the session of the same client identity if that one saw a flow less than
+  ``auto_session_idle_minutes`` ago; else a new one. The reason is kept for ``explain``.
+
+On completion it records the answer (for later threads and tool chains), whether it failed, and
+its alerts, and queues a notification for a new alert. Nothing here may break capture: errors are
+kept in ``errors`` and the flow goes on.
+
+``enrich(df)`` fills the summary frame's ``session`` (every session of a flow, comma-joined),
+``thread_id``, ``turn``, ``parent_id`` and ``alert`` columns, and re-prices rows whose model has
+a price override.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flowbook.analysis import correlation as corr
+from flowbook.analysis.alerts import Thresholds, describe, row_alerts
+from flowbook.grouping.autosession import ensure_session, place
+from flowbook.grouping.db import SessionDB
+from flowbook.grouping.overlay import Overlay
+from flowbook.model import LLMFlow
+
+Getter = Callable[[str], Any]
+DEFAULTS: dict[str, Any] = {
+    "auto_sessions": True,
+    "auto_session_idle_minutes": 30.0,
+    "alert_latency_s": 5.0,
+    "alert_tokens": 10_000,
+    "alert_cost_usd": 1.0,
+    "alert_on_error": True,
+    "notification_enabled": True,
+    "price_overrides": {},
+}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SessionTracker:
+    """Sessions and correlation of one data dir, kept in ``sessions.sqlite``."""
+
+    def __init__(self, data_dir: Path, settings: Getter | None = None) -> None:
+        self.db = SessionDB(data_dir)
+        self._get: Getter = settings or DEFAULTS.__getitem__
+        self.errors: list[str] = []
+        self.notifications: list[str] = []
+        self.on_notify: list[Callable[[str], None]] = []
+        self.on_membership: list[Callable[[set[str]], None]] = []
+        # flow id -> sessions (comma-joined) and (thread_id, turn, parent_id), for enrich().
+        self.overlay = Overlay()
+        self._data_version = -1
+        self.reload()
+
+    def setting(self, name: str) -> Any:
+        """A setting's current value (defaults when no configuration is attached)."""
+        try:
+            return self._get(name)
+        except (KeyError, AttributeError, ValueError):
+            return DEFAULTS[name]
+
+    def reload_if_changed(self) -> None:
+        """Re-read the caches if another process (a detached capture) wrote the file since."""
+        version = int(self.db.rows("PRAGMA data_version")[0][0])
+        if version != self._data_version:
+            self.reload()
+
+    def reload(self) -> None:
+        """Re-read the enrich caches from the file (after another process changed it)."""
+        self._data_version = int(self.db.rows("PRAGMA data_version")[0][0])
+        members: dict[str, list[str]] = {}
+        for r in self.db.rows("SELECT flow_id, session FROM members ORDER BY rowid"):
+            members.setdefault(r["flow_id"], []).append(r["session"])
+        links = {
+            r["flow_id"]: (r["thread_id"], r["turn"], r["parent_id"])
+            for r in self.db.rows("SELECT flow_id, thread_id, turn, parent_id FROM facts")
+        }
+        self.overlay.set({k: ",".join(v) for k, v in members.items()}, links)
+
+    def refresh_members(self, flow_ids: set[str]) -> None:
+        """Re-read the memberships of these flows (after an edit) and tell listeners."""
+        if not flow_ids:
+            return
+        marks = ",".join("?" * len(flow_ids))
+        found: dict[str, list[str]] = {f: [] for f in flow_ids}
+        for r in self.db.rows(
+            f"SELECT flow_id, session FROM members WHERE flow_id IN ({marks}) ORDER BY rowid",
+            sorted(flow_ids),
+        ):
+            found[r["flow_id"]].append(r["session"])
+        self.overlay.update(sessions={f: ",".join(names) for f, names in found.items()})
+        for cb in list(self.on_membership):
+            try:
+                cb(set(flow_ids))
+            except Exception:
+                self.errors.append(traceback.format_exc())
+
+    # ---- the store's hook --------------------------------------------------------------------
+
+    def on_put(self, flow: LLMFlow, first: bool, completed: bool) -> None:
+        """Called by the store for every put; never raises."""
+        try:
+            if first or self._missing(flow.id):
+                self._first_sight(flow)
+            if completed:
+                self._completed(flow)
+        except Exception:
+            self.errors.append(traceback.format_exc())
+
+    def _missing(self, flow_id: str) -> bool:
+        return flow_id not in self.overlay.links
+
+    def active_sessions(self, at: float | None = None) -> list[str]:
+        """Sessions opened with ``fb.session(...)`` that were open at time ``at`` (default: now).
+
+        The recorder may apply a flow after the block has closed (it works behind the proxy),
+        so membership goes by the flow's creation time, not by when the tracker sees it. A
+        session left open by a process that died is closed at the time it is found dead.
+        """
+        when = now() if at is None else at
+        rows = self.db.rows(
+            "SELECT name, pid, token, closed FROM active WHERE opened<=? "
+            "AND (closed IS NULL OR closed>=?)",
+            (when, when),
+        )
+        dead = [r["token"] for r in rows if r["closed"] is None and not _pid_alive(int(r["pid"]))]
+        if dead:
+            with self.db.tx() as c:
+                c.executemany(
+                    "UPDATE active SET closed=? WHERE token=?", [(now(), t) for t in dead]
+                )
+        return list(dict.fromkeys(r["name"] for r in rows))
+
+    def _first_sight(self, flow: LLMFlow) -> None:
+        facts = corr.request_facts(flow)
+        created = flow.timestamps.created
+        ident = corr.identity(flow)
+        parent, thread_id, turn, prefix_len = self._find_parent(flow, facts, ident)
+        retry_of = self._find_retry(flow.id, facts.request_hash, created)
+        context = self.active_sessions(created)
+        with self.db.tx() as c:
+            c.execute(
+                # A flow seen again (a stored flow put anew) keeps its placement, correction
+                # and notification state: only the request-side facts are refreshed.
+                "INSERT INTO facts (flow_id, created, conversation, request_hash, "
+                "prompt_hash, model, thread_id, turn, parent_id, retry_of, identity) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(flow_id) DO UPDATE SET "
+                "created=excluded.created, conversation=excluded.conversation, "
+                "request_hash=excluded.request_hash, prompt_hash=excluded.prompt_hash, "
+                "model=excluded.model, thread_id=excluded.thread_id, turn=excluded.turn, "
+                "parent_id=excluded.parent_id, retry_of=excluded.retry_of, "
+                "identity=excluded.identity",
+                (
+                    flow.id,
+                    created,
+                    facts.conversation,
+                    facts.request_hash,
+                    facts.prompt_hash,
+                    flow.model,
+                    thread_id,
+                    turn,
+                    parent,
+                    retry_of,
+                    ident.key_text,
+                ),
+            )
+            self._link_tool_results(c, flow.id, parent, facts, prefix_len)
+            for name in context:
+                ensure_session(c, name, "manual", created)
+                c.execute(
+                    "INSERT OR IGNORE INTO members (session, flow_id, how, reason) "
+                    "VALUES (?,?,?,?)",
+                    (name, flow.id, "context", f"captured inside fb.session({name!r})"),
+                )
+            if self.setting("auto_sessions") and flow.request.messages:
+                gap_s = float(self.setting("auto_session_idle_minutes")) * 60
+                place(c, flow.id, ident, parent, created, gap_s)
+        self.overlay.update(links={flow.id: (thread_id, turn, parent)})
+        self.refresh_members({flow.id})
+        if not flow.metadata.session:
+            # The flow carries its sessions too, so a rule or filter evaluated on the flow alone
+            # (intercept rules, per-flow matching) sees them; the sessions file stays the truth.
+            flow.metadata.session = self.overlay.sessions.get(flow.id) or None
+
+    def _find_parent(
+        self, flow: LLMFlow, facts: corr.RequestFacts, ident: corr.Identity
+    ) -> tuple[str | None, str, int, int]:
+        """(parent id, thread id, turn, length of the prefix the parent's request covered).
+
+        Several earlier flows can share the prefix (retries, the same prompt to several models,
+        two agents starting alike). The parent is the one whose answer is the assistant message
+        we resend: same tool call ids when the provider has ids, else the same text and tool
+        names; then the same client identity, the same model, not failed, the latest.
+        """
+        msgs = flow.request.messages
+        # Every prefix that ends just before an assistant message, longest first; one query.
+        spots = [i for i in range(len(msgs) - 1, 0, -1) if msgs[i].role == "assistant"]
+        if not spots:
+            return None, flow.id, 1, 0
+        marks = ",".join("?" * len(spots))
+        found: dict[str, list[Any]] = {}
+        for r in self.db.rows(
+            "SELECT flow_id, answer_sig, failed, thread_id, turn, created, identity, model, "
+            f"conversation FROM facts WHERE conversation IN ({marks}) AND flow_id<>? "
+            "AND created<=? ORDER BY created DESC",
+            [*(facts.prefixes[i] for i in spots), flow.id, flow.timestamps.created],
+        ):
+            found.setdefault(r["conversation"], []).append(r)
+        for i in spots:
+            rows = found.get(facts.prefixes[i])
+            if not rows:
+                continue
+            sig = corr.message_sig(msgs[i])
+            sent_ids: set[str] = {p.id for p in msgs[i].parts if p.type == "tool_call" and p.id}
+            called = self._call_ids([r["flow_id"] for r in rows]) if sent_ids else {}
+
+            def rank(
+                r: Any,
+                sig: str = sig,
+                sent_ids: set[str] = sent_ids,
+                called: dict[str, set[str]] = called,
+            ) -> tuple[int, int, int, int, int, float]:
+                ids = called.get(r["flow_id"], set())
+                id_match = (1 if ids == sent_ids else -1) if sent_ids and ids else 0
+                return (
+                    id_match,
+                    int(r["answer_sig"] == sig),
+                    int(r["identity"] == ident.key_text),
+                    int(r["model"] == flow.model),
+                    int(not r["failed"]),
+                    r["created"] or 0.0,
+                )
+
+            best = max(rows, key=rank)
+            return best["flow_id"], best["thread_id"] or best["flow_id"], (best["turn"] or 1) + 1, i
+        return None, flow.id, 1, 0
+
+    def _call_ids(self, flow_ids: list[str]) -> dict[str, set[str]]:
+        marks = ",".join("?" * len(flow_ids))
+        out: dict[str, set[str]] = {}
+        for r in self.db.rows(
+            f"SELECT flow_id, call_id FROM tool_calls WHERE flow_id IN ({marks}) "
+            "AND call_id IS NOT NULL",
+            flow_ids,
+        ):
+            out.setdefault(r[0], set()).add(r[1])
+        return out
+
+    def _find_retry(self, flow_id: str, request_hash: str, created: float) -> str | None:
+        row = self.db.one(
+            "SELECT flow_id FROM facts WHERE request_hash=? AND failed=1 AND flow_id<>? "
+            "AND created<=? ORDER BY created DESC LIMIT 1",
+            (request_hash, flow_id, created),
+        )
+        return row["flow_id"] if row else None
+
+    def _link_tool_results(
+        self, c: Any, flow_id: str, parent: str | None, facts: corr.RequestFacts, prefix_len: int
+    ) -> None:
+        # Only results after what the parent already sent are new answers; resent ones are not.
+        c.execute("DELETE FROM chains WHERE flow_id=?", (flow_id,))
+        for ref in facts.results:
+            if ref.message_index < prefix_len:
+                continue
+            answers, how = None, ""
+            if ref.call_id:
+                row = c.execute(
+                    "SELECT flow_id, name FROM tool_calls WHERE call_id=? AND flow_id<>? "
+                    "ORDER BY rowid DESC LIMIT 1",
+                    (ref.call_id, flow_id),
+                ).fetchone()
+                if row:
+                    answers, how = row[0], "id"
+                    # OpenAI's tool messages carry no tool name: take the call's.
+                    ref = corr.ToolRef(ref.call_id, ref.name or row[1], ref.message_index)
+            if answers is None and parent is not None and ref.name:
+                row = c.execute(
+                    "SELECT flow_id FROM tool_calls WHERE flow_id=? AND name=? LIMIT 1",
+                    (parent, ref.name),
+                ).fetchone()
+                if row:
+                    answers, how = row[0], "name"
+            if answers is not None:
+                c.execute(
+                    "INSERT INTO chains (flow_id, answers, call_id, name, matched_by) "
+                    "VALUES (?,?,?,?,?)",
+                    (flow_id, answers, ref.call_id, ref.name, how),
+                )
+
+    def _completed(self, flow: LLMFlow) -> None:
+        from flowbook.schema import summary_row
+
+        calls = corr.tool_calls_made(flow)
+        failed = corr.failed(flow)
+        row = summary_row(flow)
+        rates = self.setting("price_overrides") or {}
+        if rates and flow.usage is not None:
+            from flowbook.analysis.pricing import cost_usd
+
+            row["cost_usd"] = cost_usd(flow.provider, flow.model, flow.usage)
+        thresholds = Thresholds.from_settings(self.setting)
+        reasons = row_alerts(row, thresholds)
+        with self.db.tx() as c:
+            prev = c.execute("SELECT notified FROM facts WHERE flow_id=?", (flow.id,)).fetchone()
+            c.execute(
+                "UPDATE facts SET answer_sig=?, failed=?, completed=1, alert=? WHERE flow_id=?",
+                (corr.answer_sig(flow), int(failed), ",".join(reasons) or None, flow.id),
+            )
+            c.execute("DELETE FROM tool_calls WHERE flow_id=?", (flow.id,))
+            c.executemany(
+                "INSERT INTO tool_calls (flow_id, call_id, name) VALUES (?,?,?)",
+                [(flow.id, t.call_id, t.name) for t in calls],
+            )
+            notify = bool(reasons) and not (prev and prev[0])
+            if notify:
+                c.execute("UPDATE facts SET notified=1 WHERE flow_id=?", (flow.id,))
+        if notify and self.setting("notification_enabled"):
+            text = f"flowbook alert: flow {flow.id} ({flow.model or '?'}): " + describe(
+                reasons, row, thresholds
+            )
+            self.notifications.append(text)
+            for cb in list(self.on_notify):
+                try:
+                    cb(text)
+                except Exception:
+                    self.errors.append(traceback.format_exc())
+
+    # ---- the summary frame -------------------------------------------------------------------
+
+    def enrich(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Fill ``session``, ``thread_id``, ``turn``, ``parent_id``, ``alert``; apply price
+        overrides to ``cost_usd``. Returns a new frame (the input is not modified)."""
+        if df.empty:
+            return df
+        self.reload_if_changed()
+        overrides = bool(self.setting("price_overrides"))
+        return self.overlay.apply(df, Thresholds.from_settings(self.setting), overrides)
+
+    def close(self) -> None:
+        """Close the sessions file."""
+        self.db.close()
+
+
+def now() -> float:
+    """The clock (one place, so the tracker's reasons and the API agree)."""
+    return time.time()
