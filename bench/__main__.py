@@ -1,11 +1,14 @@
 """Run every benchmark (docs/architecture.md, "Performance"); write ``bench/results/latest.json``
 and ``RESULTS.md``.
 
-    python -m bench                 # P1/P2, P4 (+ FTS), P5 at full size (~15 min once cached)
+    python -m bench                 # P1/P2, P3, P4 (+ FTS), P5, P7 (~20 min once cached)
     python -m bench --quick         # smaller N everywhere (a few minutes)
     python -m bench --skip-proxy    # storage, memory, the table and P6 only
     python -m bench --only table    # P7: flow-table refresh at 1M vs 1k flows
     python -m bench.attach_latency  # P6 alone (bench/results/p6.json, P6.md)
+    python -m bench --only proxy --only throughput --baseline DIR --baseline-label main@abc
+                                    # P1/P2/P3, plus the flowbook package in DIR measured in the
+                                    # same rounds (``git archive main flowbook | tar -x -C DIR``)
 
 The 1M-flow corpus for P4/FTS is cached under /tmp (see ``bench.storage_filters``); the first
 full run builds it (~20 min on 2 cores).
@@ -56,7 +59,7 @@ def machine() -> dict[str, Any]:
 def proxy_rows(r: dict[str, Any]) -> list[Row]:
     added = r["P1_added_ms"]
     p2_ms = r["flowbook"]["sse_ttft_p50_ms"]
-    return [
+    rows = [
         ("P1 added latency p50: flowbook / bare mitmproxy",
          f"{added['p50']['flowbook']:.2f} / {added['p50']['bare']:.2f} ms = "
          f"{r['P1_ratio_p50']:.2f}x", "≤ 1.10x", "yes" if r["P1_ratio_p50"] <= 1.10 else "NO"),
@@ -72,15 +75,25 @@ def proxy_rows(r: dict[str, Any]) -> list[Row]:
         ("P2 SSE body captured byte-identical", str(r["P2_body_identical"]), "True",
          "yes" if r["P2_body_identical"] else "NO"),
     ]  # fmt: skip
+    if "baseline" in r:
+        rows.append(
+            ("P1/P2 context: the baseline flowbook (--baseline) in the same rounds",
+             f"P1 p50 {added['p50']['baseline']:.2f} ms = {r['P1_ratio_p50_baseline']:.2f}x, "
+             f"p99 {added['p99']['baseline']:.2f} ms = {r['P1_ratio_p99_baseline']:.2f}x; "
+             f"P2 TTFT {r['baseline']['sse_ttft_p50_ms']:.1f} ms", "-", "-")
+        )  # fmt: skip
+    return rows
 
 
 def all_rows(res: dict[str, Any]) -> list[Row]:
     """The summary table rows of every part present in a results dict."""
-    from bench import memory, storage_filters, table_refresh
+    from bench import memory, storage_filters, table_refresh, throughput
 
     rows: list[Row] = []
     if "proxy" in res:
         rows += proxy_rows(res["proxy"])
+    if "throughput" in res:
+        rows += throughput.rows_for_table(res["throughput"])
     if "storage" in res:
         rows += storage_filters.rows_for_table(res["storage"])
     if "memory" in res:
@@ -122,13 +135,40 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
         "## How each number was measured",
         "",
     ]
+    if "baseline" in res.get("proxy", {}) or "baseline" in res.get("throughput", {}):
+        label = res.get("baseline", {}).get("label", "the --baseline package")
+        out.append(
+            f"- Baseline rows: flowbook's own proxy importing `{label}`, measured in the same "
+            "interleaved rounds/windows as the rest, so the two versions meet the same load."
+        )
     if "proxy" in res:
-        out.append("- P1/P2: `bench/proxy_latency.py` (interleaved rounds over loopback).")
+        pr = res["proxy"]
+        out.append(
+            "- P1/P2: `bench/proxy_latency.py` (interleaved rounds over loopback; "
+            f"{pr['rounds']['json']} JSON and {pr['rounds']['sse']} SSE rounds)"
+            + (f"; load average before / after: {pr['load_avg_before']} / "
+               f"{pr['load_avg_after']}" if "load_avg_before" in pr else "")
+            + (". The baseline row is flowbook's proxy importing the `--baseline` package, in "
+               "the same rounds." if "baseline" in pr else ".")
+        )  # fmt: skip
     elif res.get("proxy_skipped"):
         out.append("- P1/P2: skipped in this run (`--skip-proxy`).")
     if "attach" in res:
         out.append(
             "- P6: `bench/attach_latency.py` (probe process; kernel idle, sorting, filtering)."
+        )
+    if "throughput" in res:
+        tp = res["throughput"]
+        out.append(
+            f"- P3: `bench/throughput.py`: {tp['concurrency']} keep-alive clients (a minimal "
+            "asyncio HTTP/1.1 client), back-to-back calls alternating plain JSON and streamed "
+            "SSE (21 events, no think time upstream), through bare mitmdump (streaming-only "
+            "addon) and `flowbook capture`, each in its own process, reverse mode, in "
+            f"{tp['windows']} interleaved windows of {tp['window_s']:.0f} s per proxy after a "
+            "warm-up. Lost = calls sent through the capture minus flows in its data dir after "
+            "a clean stop (SIGINT). CPU per call is the proxy process's user+system time over "
+            "the windows (all threads) divided by the calls: it depends less on other load "
+            f"than calls/s do. Load average during the run: {tp['load_avg']}" + "."
         )
     if st:
         fb, mt = st["p4_flowbook"], st["p4_mitmproxy"]
@@ -203,17 +243,21 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
 
 
 MITM = "~d api.openai.com & ~u chat"
+PARTS = ("proxy", "throughput", "storage", "memory", "table", "attach")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small N everywhere (minutes)")
-    ap.add_argument("--skip-proxy", action="store_true", help="skip P1/P2")
+    ap.add_argument("--skip-proxy", action="store_true", help="skip P1/P2 and P3")
     ap.add_argument(
-        "--only",
-        choices=["proxy", "storage", "memory", "table", "attach"],
-        help="run one part",
+        "--only", action="append", choices=PARTS, help="run this part (repeat for several)"
     )
+    ap.add_argument(
+        "--baseline",
+        help="P1/P2/P3 also measure the flowbook package in this directory, in the same rounds",
+    )
+    ap.add_argument("--baseline-label", help="what the baseline is, for RESULTS.md (main@abc)")
     ap.add_argument("--n", type=int, help="flows in the P4/FTS corpus (default 1M; quick 100k)")
     ap.add_argument("--mitm-sample", type=int, help="HTTPFlows for flowfilter (default 50k)")
     ap.add_argument("--p5-n", type=int, help="flows for P5 (default 100k; quick 20k)")
@@ -221,9 +265,9 @@ def main() -> None:
     n = a.n or (100_000 if a.quick else 1_000_000)
     p5_n = a.p5_n or (20_000 if a.quick else 100_000)
     sample = a.mitm_sample or (20_000 if a.quick else 50_000)
-    parts = [a.only] if a.only else ["proxy", "storage", "memory", "table", "attach"]
-    if a.skip_proxy and "proxy" in parts:
-        parts.remove("proxy")
+    parts = a.only or list(PARTS)
+    if a.skip_proxy:
+        parts = [p for p in parts if p not in ("proxy", "throughput")]
 
     t0 = time.monotonic()
     res: dict[str, Any] = {
@@ -232,14 +276,23 @@ def main() -> None:
         "machine": machine(),
         "proxy_skipped": "proxy" not in parts,
     }
+    if a.baseline:
+        res["baseline"] = {"path": a.baseline, "label": a.baseline_label or a.baseline}
     rows: list[Row] = []
     if "proxy" in parts:
         from bench import proxy_latency
 
         print("P1/P2: proxy latency …", file=sys.stderr, flush=True)
-        kw = {"json_rounds": 100, "sse_rounds": 20} if a.quick else {}
-        res["proxy"] = proxy_latency.run(**kw)  # type: ignore[arg-type]
+        kw: dict[str, Any] = {"json_rounds": 100, "sse_rounds": 20} if a.quick else {}
+        res["proxy"] = proxy_latency.run(**kw, baseline=a.baseline)
         rows += proxy_rows(res["proxy"])
+    if "throughput" in parts:
+        from bench import throughput
+
+        print("P3: saturated throughput …", file=sys.stderr, flush=True)
+        kw = {"seconds": 4.0, "windows": 2} if a.quick else {}
+        res["throughput"] = throughput.run(**kw, baseline=a.baseline)
+        rows += throughput.rows_for_table(res["throughput"])
     if "storage" in parts:
         from bench import storage_filters
 
@@ -271,12 +324,15 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     latest = RESULTS / "latest.json"
     if a.only and latest.exists():
-        # One part re-run: keep the other parts' numbers, note when this one was measured.
+        # Some parts re-run: keep the other parts' numbers, note when these were measured.
         merged = json.loads(latest.read_text())
-        merged[a.only] = res[a.only]
-        merged.setdefault("updates", []).append(
-            {k: res[k] for k in ("date", "command", "machine", "elapsed_s")} | {"part": a.only}
-        )
+        for part in parts:
+            merged[part] = res[part]
+            merged.setdefault("updates", []).append(
+                {k: res[k] for k in ("date", "command", "machine", "elapsed_s")} | {"part": part}
+            )
+        if "baseline" in res:
+            merged["baseline"] = res["baseline"]
         res = merged
         rows = all_rows(res)
     latest.write_text(json.dumps(res, indent=2, default=str) + "\n")

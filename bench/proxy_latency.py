@@ -9,6 +9,10 @@ rounds so drift hits all three alike:
 
 P1 ratio = flowbook's added latency / bare mitmproxy's added latency (p50 and p99).
 P2 ratio = flowbook's SSE time to first token / direct's; the body must arrive byte-identical.
+
+``baseline=DIR`` adds a fourth path, ``baseline``: flowbook's proxy again, but importing the
+``flowbook`` package found in DIR (e.g. an export of the main branch), measured in the same
+interleaved rounds, so a change is compared with what it replaces under the same load.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from bench.loadavg import baseline_env, load_average
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -51,8 +58,10 @@ def pct(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def start_all(ttft: float) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
-    up, bare, fbp = free_port(), free_port(), free_port()
+def start_all(
+    ttft: float, baseline: str | None = None
+) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
+    up, bare, fbp, basep = free_port(), free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up}"
     procs = [
         subprocess.Popen(
@@ -89,13 +98,25 @@ def start_all(ttft: float) -> tuple[list[subprocess.Popen[bytes]], dict[str, str
             stdout=subprocess.DEVNULL,
         ),
     ]
-    for p in (up, bare, fbp):
-        wait_port(p)
-    return procs, {
+    bases = {
         "direct": upstream,
         "bare": f"http://127.0.0.1:{bare}",
         "flowbook": f"http://127.0.0.1:{fbp}",
     }
+    if baseline:
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.flowbook_proxy", "--port", str(basep),
+                 "--upstream", upstream],
+                # Run from the baseline's directory: ``-m`` puts the working directory first on
+                # sys.path, ahead of PYTHONPATH, so from this checkout it would import ours.
+                cwd=baseline, stdout=subprocess.DEVNULL, env=baseline_env(baseline),
+            )
+        )  # fmt: skip
+        bases["baseline"] = f"http://127.0.0.1:{basep}"
+    for base in bases.values():
+        wait_port(int(base.rsplit(":", 1)[1]), 60)
+    return procs, bases
 
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]}
@@ -125,8 +146,11 @@ def one_sse(client: httpx.Client, base: str) -> tuple[float, bytes]:
     return ttft, body
 
 
-def run(json_rounds: int = 400, sse_rounds: int = 60, ttft: float = 0.05) -> dict[str, object]:
-    procs, bases = start_all(ttft)
+def run(
+    json_rounds: int = 400, sse_rounds: int = 60, ttft: float = 0.05, baseline: str | None = None
+) -> dict[str, Any]:
+    load_before = load_average()
+    procs, bases = start_all(ttft, baseline)
     names = list(bases)
     lat: dict[str, list[float]] = {n: [] for n in names}
     ttfts: dict[str, list[float]] = {n: [] for n in names}
@@ -159,7 +183,7 @@ def run(json_rounds: int = 400, sse_rounds: int = 60, ttft: float = 0.05) -> dic
             p.terminate()
         for p in procs:
             p.wait(10)
-    res: dict[str, object] = {}
+    res: dict[str, Any] = {"load_avg_after": load_average()}
     for n in names:
         res[n] = {
             "json_p50_ms": pct(lat[n], 50),
@@ -167,27 +191,36 @@ def run(json_rounds: int = 400, sse_rounds: int = 60, ttft: float = 0.05) -> dic
             "sse_ttft_p50_ms": pct(ttfts[n], 50),
             "sse_ttft_p95_ms": pct(ttfts[n], 95),
         }
-    d, b, f = (res[n] for n in names)  # type: ignore[misc]
+    d = res["direct"]
+    fbs = [n for n in names if n in ("flowbook", "baseline")]
     added = {
-        k: {
-            "bare": b[f"json_{k}_ms"] - d[f"json_{k}_ms"],  # type: ignore[index]
-            "flowbook": f[f"json_{k}_ms"] - d[f"json_{k}_ms"],
-        }  # type: ignore[index]
+        k: {n: res[n][f"json_{k}_ms"] - d[f"json_{k}_ms"] for n in ["bare", *fbs]}
         for k in ("p50", "p99")
     }
     res["P1_added_ms"] = added
-    res["P1_ratio_p50"] = added["p50"]["flowbook"] / added["p50"]["bare"]
-    res["P1_ratio_p99"] = added["p99"]["flowbook"] / added["p99"]["bare"]
-    res["P2_ttft_ratio"] = f["sse_ttft_p50_ms"] / d["sse_ttft_p50_ms"]  # type: ignore[index]
-    res["P2_ttft_delta_ms"] = f["sse_ttft_p50_ms"] - d["sse_ttft_p50_ms"]  # type: ignore[index]
-    res["P2_target_ms"] = 1.05 * d["sse_ttft_p50_ms"] + 1.0  # type: ignore[index]
+    for suffix, n in (("", "flowbook"), ("_baseline", "baseline")):
+        if n not in names:
+            continue
+        fn = res[n]
+        res["P1_ratio_p50" + suffix] = added["p50"][n] / added["p50"]["bare"]
+        res["P1_ratio_p99" + suffix] = added["p99"][n] / added["p99"]["bare"]
+        res["P2_ttft_ratio" + suffix] = fn["sse_ttft_p50_ms"] / d["sse_ttft_p50_ms"]
+        res["P2_ttft_delta_ms" + suffix] = fn["sse_ttft_p50_ms"] - d["sse_ttft_p50_ms"]
+    res["P2_target_ms"] = 1.05 * d["sse_ttft_p50_ms"] + 1.0
     res["P2_body_identical"] = bodies["flowbook"] == bodies["direct"] and len(bodies["direct"]) == 1
+    res["load_avg_before"] = load_before
     res["rounds"] = {"json": json_rounds, "sse": sse_rounds, "upstream_ttft_ms": ttft * 1000}
     res["spread_ms"] = {n: statistics.pstdev(lat[n]) for n in names}
     return res
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
-    print(json.dumps(run(), indent=2))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json-rounds", type=int, default=400)
+    ap.add_argument("--sse-rounds", type=int, default=60)
+    ap.add_argument("--baseline", help="also measure the flowbook package in this directory")
+    a = ap.parse_args()
+    print(json.dumps(run(a.json_rounds, a.sse_rounds, baseline=a.baseline), indent=2))

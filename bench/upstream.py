@@ -79,6 +79,13 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # P3 opens 32 connections at once per proxy; the default backlog of 5 made the kernel drop
+    # SYNs and the proxies answer 502 (bare mitmdump as well as flowbook) during the warm-up.
+    request_queue_size = 128
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -87,8 +94,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20)
     a = ap.parse_args()
     Handler.ttft, Handler.gap, Handler.events = a.ttft, a.gap, a.events
-    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", a.port), Handler)
     srv.serve_forever()
 
 

@@ -22,7 +22,7 @@ import fnmatch
 import functools
 import math
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flowbook.model import LLMFlow, Usage
@@ -62,6 +62,7 @@ PROVIDER_IDS: dict[str, str] = {
 # Providers whose calls have no USD token price.
 UNPRICED_PROVIDERS = frozenset({"kiro", "codewhisperer", "ollama"})
 
+_EPOCH = date(1970, 1, 1)
 _lock = threading.Lock()
 # (provider, model) -> (provider_id or None, model_ref) that genai-prices knows, or None.
 _resolved: dict[tuple[str, str], tuple[str | None, str] | None] = {}
@@ -238,7 +239,10 @@ def cost_usd(
     target = resolve(provider or "", model)
     if target is None:
         return None
-    when = _as_datetime(timestamp) or datetime.now(UTC)
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        day = _utc_day(math.floor(float(timestamp) / 86400))  # the recorder's epoch seconds
+    else:
+        day = (_as_datetime(timestamp) or datetime.now(UTC)).date().isoformat()
     return _priced(
         target[0],
         target[1],
@@ -246,8 +250,14 @@ def cost_usd(
         max(usage.cache_read, 0),
         max(usage.cache_write, 0),
         max(usage.output, 0),
-        when.date().isoformat(),
+        day,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_day(days_since_epoch: int) -> str:
+    """The UTC date, ISO-formatted, of a day number (memoised: every flow of a day asks)."""
+    return (_EPOCH + timedelta(days=days_since_epoch)).isoformat()
 
 
 @functools.lru_cache(maxsize=8192)

@@ -182,12 +182,14 @@ def set_encoder(name: str, encoder: Encoder | None) -> None:
             _encoders.pop(name, None)
         else:
             _encoders[name] = encoder
+        _count_memo.clear()
 
 
 def reset_cache() -> None:
     """Forget loaded and failed encodings so the next call tries to load them again."""
     with _lock:
         _encoders.clear()
+        _count_memo.clear()
 
 
 def encoding_for_model(model: str | None) -> str:
@@ -221,11 +223,32 @@ def heuristic_count(text: str) -> int:
     return n
 
 
+# Counts already made, by (text, model): agents resend the same system prompt, tool schemas and
+# history call after call, and the recorder estimates every call that reported no usage. Bounded
+# in entries and in text length; cleared when the encoders change.
+_COUNT_MEMO_MAX = 1024
+_COUNT_MEMO_TEXT_MAX = 32_768
+_count_memo: dict[tuple[str, str | None], tuple[int, bool, str]] = {}
+
+
 def count_tokens_method(text: str, model: str | None) -> tuple[int, bool, str]:
     """Like :func:`count_tokens` but also returns the method (``tiktoken:<encoding>`` or
     ``heuristic:chars/4``)."""
     if not text:
         return 0, True, "none"
+    if len(text) > _COUNT_MEMO_TEXT_MAX:
+        return _count_tokens_method(text, model)
+    key = (text, model)
+    found = _count_memo.get(key)
+    if found is None:
+        found = _count_tokens_method(text, model)
+        if len(_count_memo) >= _COUNT_MEMO_MAX:
+            _count_memo.pop(next(iter(_count_memo), key), None)  # the oldest entry
+        _count_memo[key] = found
+    return found
+
+
+def _count_tokens_method(text: str, model: str | None) -> tuple[int, bool, str]:
     name = encoding_for_model(model)
     enc = get_encoder(name)
     if enc is not None:

@@ -3,6 +3,10 @@
 The addon runs on mitmproxy's event loop and only builds one of these and queues it; the
 recorder's worker thread applies them in order (:mod:`flowbook.capture.recorder`). Every op names
 the flow it belongs to, so an op for a flow that already finished is simply dropped.
+
+The ops are plain slotted dataclasses, not frozen ones: a frozen dataclass's ``__init__`` sets
+each field through ``object.__setattr__`` and costs about four times as much, and a ``Chunk`` is
+built on the proxy's loop for every piece of every stream. Nothing mutates an op once queued.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from flowbook.model import FlowError, FlowState, LLMFlow
 from flowbook.providers.base import Detection, Provider, RequestView
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Begin:
     """A detected LLM request arrived (its body complete)."""
 
@@ -26,7 +30,7 @@ class Begin:
     client_address: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestSent:
     """The request left for the upstream; ``changed`` is the edited request, if it was edited."""
 
@@ -35,7 +39,7 @@ class RequestSent:
     changed: RequestView | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseHeaders:
     """The response's status line and headers; ``streamed``: its body is teed chunk by chunk."""
 
@@ -47,7 +51,7 @@ class ResponseHeaders:
     streamed: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Chunk:
     """One piece of a streamed body, as it arrived."""
 
@@ -56,7 +60,7 @@ class Chunk:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseEnd:
     """The response ended; ``raw_body`` is the whole body of a buffered response (else None)."""
 
@@ -65,7 +69,7 @@ class ResponseEnd:
     raw_body: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Failed:
     """mitmproxy reported an error for the flow (``cancelled``: the client hung up)."""
 
@@ -75,7 +79,7 @@ class Failed:
     cancelled: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetState:
     """Interception moved the flow to another (non-final) state."""
 
@@ -83,7 +87,7 @@ class SetState:
     state: FlowState
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ForceOutcome:
     """End the flow in ``state`` with ``error`` whatever its response says (a dropped flow)."""
 
@@ -92,7 +96,7 @@ class ForceOutcome:
     error: FlowError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """Run ``fn(flow)`` on the recorder thread, ordered with the flow's other updates."""
 
