@@ -125,7 +125,7 @@ def test_same_id_appended_again_latest_wins(store: FileStore) -> None:
 
 
 def test_size_rotation_creates_several_segments_all_readable(tmp_path: Path) -> None:
-    with FileStore(tmp_path, segment_max_bytes=4000) as s:
+    with FileStore(tmp_path, segment_max_bytes=400) as s:  # lines refer to content: ~80 B
         s.append_many([make_flow(i) for i in range(20)])
         segs = list((tmp_path / "flows" / "segments").rglob("*.jsonl"))
         assert len(segs) > 3

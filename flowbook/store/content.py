@@ -1,0 +1,346 @@
+"""The content store: every stored line cut into chunks, each distinct chunk kept once, zstd.
+
+``<root>/content.sqlite`` holds three tables:
+
+* ``packs(pid, data, t)``: the chunks a write added, concatenated and zstd-compressed together
+  (compressing a flow's new bytes as one frame finds the repeats inside it: the parsed messages
+  repeat the raw body);
+* ``chunks(h, pid, off, len)``: where each distinct chunk (by ``chunking.digest``) lives;
+* ``recipes(rh, base, depth, ops, t)``: how to rebuild a line: the chunk list of ``base`` (another
+  recipe) with ranges copied from it and new chunks in between. An agent's turn N+1 repeats turn
+  N's line with a few insertions, so its recipe is a handful of ranges and the new chunks, not
+  the full list (a full list would grow with the square of the session's length). Chains are
+  cut at ``MAX_DEPTH`` so rebuilding stays a few lookups.
+
+A segment line refers to its recipe by ``rh``. Writes commit here before the line is written,
+so a line never refers to content that is not stored; a kill in between leaves unreferenced
+content, which ``collect`` (run by retention) removes along with the content of expired flows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import struct
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+import zstandard
+
+from flowbook.store import chunking
+
+CONTENT_FILE = "content.sqlite"
+MAX_DEPTH = 12
+ZSTD_LEVEL = 3
+GRACE_S = 600.0  # content younger than this is never collected: another process may be
+# about to write the line that refers to it
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS packs(pid INTEGER PRIMARY KEY, data BLOB NOT NULL, t REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks(
+    h BLOB PRIMARY KEY, pid INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_pid ON chunks(pid);
+CREATE TABLE IF NOT EXISTS recipes(
+    rh BLOB PRIMARY KEY, base BLOB, depth INTEGER NOT NULL, ops BLOB NOT NULL, t REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+_NEW, _COPY = 0, 1
+_COPY_FMT = struct.Struct("<BII")
+
+
+class ContentMissing(LookupError):
+    """A recipe or chunk a line refers to is not in the content store."""
+
+
+def encode_ops(ops: list[bytes | tuple[int, int]]) -> bytes:
+    """Binary recipe: ``0 + digest`` for a new chunk, ``1 + start + count`` for a copied range."""
+    out = bytearray()
+    for op in ops:
+        if isinstance(op, bytes):
+            out.append(_NEW)
+            out += op
+        else:
+            out += _COPY_FMT.pack(_COPY, op[0], op[1])
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(bytes(out))
+
+
+def decode_ops(blob: bytes) -> list[bytes | tuple[int, int]]:
+    data = zstandard.ZstdDecompressor().decompress(blob)
+    ops: list[bytes | tuple[int, int]] = []
+    i, n, d = 0, len(data), chunking.DIGEST_BYTES
+    while i < n:
+        if data[i] == _NEW:
+            ops.append(data[i + 1 : i + 1 + d])
+            i += 1 + d
+        else:
+            _, start, count = _COPY_FMT.unpack_from(data, i)
+            ops.append((start, count))
+            i += _COPY_FMT.size
+    return ops
+
+
+def diff_ops(base: list[bytes], new: list[bytes]) -> list[bytes | tuple[int, int]]:
+    """``new`` as ranges of ``base`` (runs of two or more chunks) and single new digests."""
+    where: dict[bytes, list[int]] = {}
+    for i, h in enumerate(base):
+        where.setdefault(h, []).append(i)
+    ops: list[bytes | tuple[int, int]] = []
+    i, n = 0, len(new)
+    while i < n:
+        best_start, best_len = -1, 0
+        for start in where.get(new[i], ())[:8]:
+            k = 1
+            while i + k < n and start + k < len(base) and base[start + k] == new[i + k]:
+                k += 1
+            if k > best_len:
+                best_start, best_len = start, k
+        if best_len >= 2:
+            ops.append((best_start, best_len))
+            i += best_len
+        else:
+            ops.append(new[i])
+            i += 1
+    return ops
+
+
+class ContentStore:
+    """Chunks, packs and recipes in ``content.sqlite``. The caller serialises writes."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / CONTENT_FILE
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Set before the first table exists; lets collect() hand freed pages back to the disk.
+        self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(SCHEMA)
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                p.chmod(0o600)
+        self._rconn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._rlock = threading.Lock()
+        self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        # Recent recipes' full chunk lists (bases for the next writes, and reads of a chain).
+        self._lists: OrderedDict[bytes, list[bytes]] = OrderedDict()
+        self._depth: dict[bytes, int] = {}
+        # chunk digest -> the most recent recipe holding it: picks the base of a new recipe.
+        self._holder: OrderedDict[bytes, bytes] = OrderedDict()
+        self._packs: OrderedDict[int, bytes] = OrderedDict()  # decompressed, for reads
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def put_many(self, lines: Iterable[bytes]) -> list[bytes]:
+        """Store lines (one transaction); return each one's recipe hash, in order."""
+        out = []
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            now = time.time()
+            for line in lines:
+                out.append(self._put(line, now))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            # What the cache learned may name content the rollback took back.
+            self._lists.clear()
+            self._holder.clear()
+            self._depth.clear()
+            raise
+        return out
+
+    def _put(self, line: bytes, now: float) -> bytes:
+        pieces = chunking.chunks(line)
+        digests = [chunking.digest(c) for c in pieces]
+        rh = hashlib.blake2b(b"".join(digests), digest_size=chunking.DIGEST_BYTES).digest()
+        if self._conn.execute("SELECT 1 FROM recipes WHERE rh=?", (rh,)).fetchone():
+            self._remember(rh, digests, self._depth.get(rh, 0))
+            return rh
+        known = self._known(digests)
+        fresh: dict[bytes, bytes] = {}
+        for d, c in zip(digests, pieces, strict=True):
+            if d not in known and d not in fresh:
+                fresh[d] = c
+        if fresh:
+            data = b"".join(fresh.values())
+            cur = self._conn.execute(
+                "INSERT INTO packs(data, t) VALUES(?, ?)", (self._cctx.compress(data), now)
+            )
+            pid = cur.lastrowid
+            off = 0
+            rows = []
+            for d, c in fresh.items():
+                rows.append((d, pid, off, len(c)))
+                off += len(c)
+            self._conn.executemany("INSERT OR IGNORE INTO chunks VALUES(?, ?, ?, ?)", rows)
+        base = self._pick_base(digests)
+        ops: list[bytes | tuple[int, int]] = list(digests)
+        depth = 0
+        if base is not None:
+            delta = diff_ops(self._lists[base], digests)
+            if len(delta) < len(digests) // 2:
+                ops, depth = delta, self._depth[base] + 1
+            else:
+                base = None
+        self._conn.execute(
+            "INSERT INTO recipes VALUES(?, ?, ?, ?, ?)", (rh, base, depth, encode_ops(ops), now)
+        )
+        self._remember(rh, digests, depth)
+        return rh
+
+    def _known(self, digests: list[bytes]) -> set[bytes]:
+        known: set[bytes] = set()
+        uniq = list(dict.fromkeys(digests))
+        for i in range(0, len(uniq), 500):
+            part = uniq[i : i + 500]
+            q = f"SELECT h FROM chunks WHERE h IN ({','.join('?' * len(part))})"
+            known.update(r[0] for r in self._conn.execute(q, part))
+        return known
+
+    def _pick_base(self, digests: list[bytes]) -> bytes | None:
+        votes: dict[bytes, int] = {}
+        for d in digests:
+            rh = self._holder.get(d)
+            if rh is not None:
+                votes[rh] = votes.get(rh, 0) + 1
+        if not votes:
+            return None
+        best = max(votes, key=lambda r: votes[r])
+        if best not in self._lists or self._depth.get(best, MAX_DEPTH) >= MAX_DEPTH:
+            return None
+        return best
+
+    def _remember(self, rh: bytes, digests: list[bytes], depth: int) -> None:
+        self._lists[rh] = digests
+        self._lists.move_to_end(rh)
+        self._depth[rh] = depth
+        while len(self._lists) > 64:
+            old, _ = self._lists.popitem(last=False)
+            self._depth.pop(old, None)
+        for d in digests:
+            self._holder[d] = rh
+            self._holder.move_to_end(d)
+        while len(self._holder) > 200_000:
+            self._holder.popitem(last=False)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, rh: bytes) -> bytes:
+        """The line stored under recipe ``rh``; ContentMissing when any part is gone."""
+        with self._rlock:
+            digests = self._resolve(rh, 0)
+            return self._assemble(digests)
+
+    def _resolve(self, rh: bytes, hops: int) -> list[bytes]:
+        cached = self._lists.get(rh)
+        if cached is not None:
+            return cached
+        row = self._rconn.execute("SELECT base, ops FROM recipes WHERE rh=?", (rh,)).fetchone()
+        if row is None or hops > MAX_DEPTH + 1:
+            raise ContentMissing(f"recipe {rh.hex()} is not stored")
+        base = self._resolve(row[0], hops + 1) if row[0] is not None else []
+        out: list[bytes] = []
+        for op in decode_ops(row[1]):
+            if isinstance(op, bytes):
+                out.append(op)
+            else:
+                out += base[op[0] : op[0] + op[1]]
+        return out
+
+    def _assemble(self, digests: list[bytes]) -> bytes:
+        where: dict[bytes, tuple[int, int, int]] = {}
+        uniq = list(dict.fromkeys(digests))
+        for i in range(0, len(uniq), 500):
+            part = uniq[i : i + 500]
+            q = f"SELECT h, pid, off, len FROM chunks WHERE h IN ({','.join('?' * len(part))})"
+            for h, pid, off, length in self._rconn.execute(q, part):
+                where[h] = (pid, off, length)
+        out = []
+        dctx = zstandard.ZstdDecompressor()
+        for d in digests:
+            loc = where.get(d)
+            if loc is None:
+                raise ContentMissing(f"chunk {d.hex()} is not stored")
+            data = self._packs.get(loc[0])
+            if data is None:
+                row = self._rconn.execute("SELECT data FROM packs WHERE pid=?", (loc[0],))
+                blob = row.fetchone()
+                if blob is None:
+                    raise ContentMissing(f"pack {loc[0]} is not stored")
+                data = self._packs[loc[0]] = dctx.decompress(blob[0])
+                while len(self._packs) > 64:
+                    self._packs.popitem(last=False)
+            else:
+                self._packs.move_to_end(loc[0])
+            out.append(data[loc[1] : loc[1] + loc[2]])
+        return b"".join(out)
+
+    # -- collecting ------------------------------------------------------------------------
+
+    def collect(self, live: Iterable[bytes], now: float | None = None) -> dict[str, int]:
+        """Delete recipes, chunks and packs no live recipe needs (older than ``GRACE_S``).
+
+        ``live`` are the recipe hashes the stored lines refer to. Their bases are live too.
+        A pack goes when none of its chunks is needed; a pack with some needed chunks stays
+        whole (its unneeded chunks' rows go, so new writes store those bytes afresh).
+        """
+        cutoff = (time.time() if now is None else now) - GRACE_S
+        with self._rlock:
+            self._lists.clear()
+            self._holder.clear()
+            self._depth.clear()
+            self._packs.clear()
+        conn = self._conn
+        recipes = {rh: (base, ops, t) for rh, base, ops, t in conn.execute(
+            "SELECT rh, base, ops, t FROM recipes")}  # fmt: skip
+        keep: set[bytes] = set()
+        stack = [rh for rh in live if rh in recipes]
+        stack += [rh for rh, (_, _, t) in recipes.items() if t >= cutoff]
+        while stack:
+            rh = stack.pop()
+            if rh in keep:
+                continue
+            keep.add(rh)
+            base = recipes[rh][0]
+            if base is not None and base in recipes:
+                stack.append(base)
+        needed: set[bytes] = set()
+        for rh in keep:
+            needed.update(op for op in decode_ops(recipes[rh][1]) if isinstance(op, bytes))
+        dead_recipes = [rh for rh in recipes if rh not in keep]
+        young = {r[0] for r in conn.execute("SELECT pid FROM packs WHERE t >= ?", (cutoff,))}
+        dead_chunks = []
+        live_packs: set[int] = set(young)
+        for h, pid in conn.execute("SELECT h, pid FROM chunks"):
+            if h in needed:
+                live_packs.add(pid)
+            elif pid not in young:
+                dead_chunks.append(h)
+        dead_packs = [r[0] for r in conn.execute("SELECT pid FROM packs") if r[0] not in live_packs]
+        conn.execute("BEGIN")
+        conn.executemany("DELETE FROM recipes WHERE rh=?", [(r,) for r in dead_recipes])
+        conn.executemany("DELETE FROM chunks WHERE h=?", [(h,) for h in dead_chunks])
+        conn.executemany("DELETE FROM packs WHERE pid=?", [(p,) for p in dead_packs])
+        conn.execute("COMMIT")
+        if dead_packs:
+            conn.execute("PRAGMA incremental_vacuum")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"recipes": len(dead_recipes), "chunks": len(dead_chunks), "packs": len(dead_packs)}
+
+    def size(self) -> int:
+        """Bytes of the content files on disk."""
+        return sum(
+            p.stat().st_size
+            for p in (Path(str(self.path) + s) for s in ("", "-wal"))
+            if p.exists()
+        )
+
+    def close(self) -> None:
+        with self._rlock:
+            self._rconn.close()
+            self._conn.close()
