@@ -102,6 +102,12 @@ def agent_session(turns: int = 150) -> dict[str, Any]:
             store.close()
         size = du(data_dir / "flows")
         return {
+            "files_kb": {
+                str(p.relative_to(data_dir / "flows")): round(p.stat().st_size / 1024, 1)
+                for p in sorted((data_dir / "flows").rglob("*"))
+                if p.is_file()
+            },
+            "data_dir": str(data_dir),
             "turns": turns,
             "flows": len(frame),
             "raw_bytes": raw,
@@ -110,7 +116,8 @@ def agent_session(turns: int = 150) -> dict[str, Any]:
             "session_s": took,
         }
     finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not os.environ.get("FLOWBOOK_BENCH_KEEP"):
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def corpus(n: int, path: Path, batch: int = 2000) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 ``<root>/content.sqlite`` holds three tables:
 
-* ``packs(pid, data, t)``: the chunks a write added, concatenated and zstd-compressed together
-  (compressing a flow's new bytes as one frame finds the repeats inside it: the parsed messages
-  repeat the raw body);
+* ``packs(pid, data, t, did)``: the chunks a write added, concatenated and zstd-compressed
+  together (one frame finds the repeats inside a flow: the parsed messages repeat the raw body),
+  with the dictionary ``did`` of ``dicts`` (0: none) once the store has trained one;
 * ``chunks(h, pid, off, len)``: where each distinct chunk (by ``chunking.digest``) lives;
 * ``recipes(rh, base, depth, ops, t)``: how to rebuild a line: the chunk list of ``base`` (another
   recipe) with ranges copied from it and new chunks in between. An agent's turn N+1 repeats turn
@@ -33,17 +33,22 @@ import zstandard
 from flowbook.store import chunking
 
 CONTENT_FILE = "content.sqlite"
-MAX_DEPTH = 12
+MAX_DEPTH = 40
 ZSTD_LEVEL = 3
+# A zstd dictionary trained on the first new chunks a store sees: packs are small (one write's
+# new bytes), and small inputs compress about twice as well with a dictionary of their kind.
+DICT_BYTES = 16 << 10
+DICT_SAMPLES_BYTES = 256 << 10
 GRACE_S = 600.0  # content younger than this is never collected: another process may be
 # about to write the line that refers to it
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS packs(pid INTEGER PRIMARY KEY, data BLOB NOT NULL, t REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS packs(
+    pid INTEGER PRIMARY KEY, data BLOB NOT NULL, t REAL NOT NULL, did INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dicts(did INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks(
     h BLOB PRIMARY KEY, pid INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS chunks_pid ON chunks(pid);
 CREATE TABLE IF NOT EXISTS recipes(
     rh BLOB PRIMARY KEY, base BLOB, depth INTEGER NOT NULL, ops BLOB NOT NULL, t REAL NOT NULL
 ) WITHOUT ROWID;
@@ -114,7 +119,10 @@ class ContentStore:
     def __init__(self, root: Path) -> None:
         self.path = root / CONTENT_FILE
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Set before the first table exists; lets collect() hand freed pages back to the disk.
+        # Both only act before the first table exists. Small pages: a pack is a few KB, and a
+        # row that does not fill a page wastes the rest; incremental vacuum lets collect()
+        # hand freed pages back to the disk.
+        self._conn.execute("PRAGMA page_size=1024")
         self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -126,12 +134,51 @@ class ContentStore:
         self._rconn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._rlock = threading.Lock()
         self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._did = 0
+        self._samples: list[bytes] = []
+        self._sample_bytes = 0
+        self._dctx: dict[int, zstandard.ZstdDecompressor] = {0: zstandard.ZstdDecompressor()}
+        row = self._conn.execute("SELECT did, data FROM dicts ORDER BY did DESC").fetchone()
+        if row is not None:
+            self._use_dict(row[0], row[1])
         # Recent recipes' full chunk lists (bases for the next writes, and reads of a chain).
         self._lists: OrderedDict[bytes, list[bytes]] = OrderedDict()
         self._depth: dict[bytes, int] = {}
         # chunk digest -> the most recent recipe holding it: picks the base of a new recipe.
         self._holder: OrderedDict[bytes, bytes] = OrderedDict()
         self._packs: OrderedDict[int, bytes] = OrderedDict()  # decompressed, for reads
+
+    def _use_dict(self, did: int, data: bytes) -> None:
+        d = zstandard.ZstdCompressionDict(data)
+        self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=d)
+        self._did = did
+        self._samples = []
+
+    def _dctx_for(self, did: int) -> zstandard.ZstdDecompressor:
+        dctx = self._dctx.get(did)
+        if dctx is None:
+            row = self._rconn.execute("SELECT data FROM dicts WHERE did=?", (did,)).fetchone()
+            if row is None:
+                raise ContentMissing(f"compression dictionary {did} is not stored")
+            dctx = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(row[0]))
+            self._dctx[did] = dctx
+        return dctx
+
+    def _learn(self, fresh: Iterable[bytes]) -> None:
+        """Collect samples; train the store's dictionary once there are enough."""
+        for c in fresh:
+            self._samples.append(c)
+            self._sample_bytes += len(c)
+        if self._sample_bytes < DICT_SAMPLES_BYTES or len(self._samples) < 64:
+            return
+        try:
+            data = zstandard.train_dictionary(DICT_BYTES, self._samples).as_bytes()
+        except zstandard.ZstdError:
+            self._samples, self._sample_bytes = [], 0  # too uniform to learn from: try later
+            return
+        cur = self._conn.execute("INSERT INTO dicts(data) VALUES(?)", (data,))
+        assert cur.lastrowid is not None
+        self._use_dict(cur.lastrowid, data)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -151,6 +198,10 @@ class ContentStore:
             self._lists.clear()
             self._holder.clear()
             self._depth.clear()
+            if self._did and not self._conn.execute(
+                "SELECT 1 FROM dicts WHERE did=?", (self._did,)
+            ).fetchone():
+                self._cctx, self._did = zstandard.ZstdCompressor(level=ZSTD_LEVEL), 0
             raise
         return out
 
@@ -169,8 +220,11 @@ class ContentStore:
         if fresh:
             data = b"".join(fresh.values())
             cur = self._conn.execute(
-                "INSERT INTO packs(data, t) VALUES(?, ?)", (self._cctx.compress(data), now)
+                "INSERT INTO packs(data, t, did) VALUES(?, ?, ?)",
+                (self._cctx.compress(data), now, self._did),
             )
+            if not self._did:
+                self._learn(fresh.values())
             pid = cur.lastrowid
             off = 0
             rows = []
@@ -261,18 +315,17 @@ class ContentStore:
             for h, pid, off, length in self._rconn.execute(q, part):
                 where[h] = (pid, off, length)
         out = []
-        dctx = zstandard.ZstdDecompressor()
         for d in digests:
             loc = where.get(d)
             if loc is None:
                 raise ContentMissing(f"chunk {d.hex()} is not stored")
             data = self._packs.get(loc[0])
             if data is None:
-                row = self._rconn.execute("SELECT data FROM packs WHERE pid=?", (loc[0],))
+                row = self._rconn.execute("SELECT data, did FROM packs WHERE pid=?", (loc[0],))
                 blob = row.fetchone()
                 if blob is None:
                     raise ContentMissing(f"pack {loc[0]} is not stored")
-                data = self._packs[loc[0]] = dctx.decompress(blob[0])
+                data = self._packs[loc[0]] = self._dctx_for(blob[1]).decompress(blob[0])
                 while len(self._packs) > 64:
                     self._packs.popitem(last=False)
             else:
