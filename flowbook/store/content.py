@@ -343,6 +343,7 @@ class ContentStore:
         whole (its unneeded chunks' rows go, so new writes store those bytes afresh).
         """
         cutoff = (time.time() if now is None else now) - GRACE_S
+        live = set(live)
         with self._rlock:
             self._lists.clear()
             self._holder.clear()
@@ -362,9 +363,28 @@ class ContentStore:
             base = recipes[rh][0]
             if base is not None and base in recipes:
                 stack.append(base)
+        # The chunks live lines use: their resolved lists (a base's own new chunks are not
+        # needed just because a live recipe is a delta of it).
+        is_base = {base for base, _, _ in recipes.values() if base is not None}
+        memo: dict[bytes, list[bytes]] = {}
+
+        def resolved(rh: bytes) -> list[bytes]:
+            got = memo.get(rh)
+            if got is not None:
+                return got
+            base, ops, _ = recipes[rh]
+            base_list = resolved(base) if base is not None and base in recipes else []
+            out: list[bytes] = []
+            for op in decode_ops(ops):
+                out += [op] if isinstance(op, bytes) else base_list[op[0] : op[0] + op[1]]
+            if rh in is_base:
+                memo[rh] = out
+            return out
+
         needed: set[bytes] = set()
-        for rh in keep:
-            needed.update(op for op in decode_ops(recipes[rh][1]) if isinstance(op, bytes))
+        for rh in live | {rh for rh, (_, _, t) in recipes.items() if t >= cutoff}:
+            if rh in recipes:
+                needed.update(resolved(rh))
         dead_recipes = [rh for rh in recipes if rh not in keep]
         young = {r[0] for r in conn.execute("SELECT pid FROM packs WHERE t >= ?", (cutoff,))}
         dead_chunks = []
