@@ -108,9 +108,9 @@ def add(conn: sqlite3.Connection, fid: int, fp: FlowPieces) -> None:
             ).fetchall()
         )
         for k in range(len(cands), 0, -1):
-            parent = found.get(cands[k - 1])
-            if parent is not None:
-                n = k
+            hit = found.get(cands[k - 1])
+            if hit is not None:
+                n, parent = k, int(hit)
                 break
     lh = fp.prefixes[-1] if fp.prefixes else b""
     conn.execute(
