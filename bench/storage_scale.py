@@ -58,7 +58,10 @@ def du(path: Path) -> int:
 
 def _user_turn(i: int) -> str:
     # A tool output of the kind agents feed back: a file listing or a file's lines (new text).
-    lines = [f"src/module_{i}_{k}.py:{k * 7 + i}: def handler_{i}_{k}(request): return {k}" for k in range(12)]
+    lines = [
+        f"src/module_{i}_{k}.py:{k * 7 + i}: def handler_{i}_{k}(request): return {k}"
+        for k in range(12)
+    ]
     return f"Turn {i}: here is what the search returned, continue the task.\n" + "\n".join(lines)
 
 
@@ -73,17 +76,24 @@ def agent_session(turns: int = 150) -> dict[str, Any]:
     try:
         with FakeUpstream() as up:
             mon = fb.start(port=0, mode=f"reverse:{up.url}", data_dir=data_dir)
-            client = anthropic.Anthropic(base_url=mon.proxy_url, api_key="sk-ant-bench", max_retries=0)
+            client = anthropic.Anthropic(
+                base_url=mon.proxy_url, api_key="sk-ant-bench", max_retries=0
+            )
             history: list[dict[str, Any]] = []
             t0 = time.perf_counter()
             for i in range(turns):
                 history.append({"role": "user", "content": _user_turn(i)})
                 with client.messages.stream(
-                    model="claude-sonnet-4-5", max_tokens=1024, system=SYSTEM, tools=TOOLS,  # type: ignore[arg-type]
+                    model="claude-sonnet-4-5",
+                    max_tokens=1024,
+                    system=SYSTEM,
+                    tools=TOOLS,  # type: ignore[arg-type]
                     messages=history,  # type: ignore[arg-type]
                 ) as stream:
                     msg = stream.get_final_message()
-                history.append({"role": "assistant", "content": [b.model_dump() for b in msg.content]})
+                history.append(
+                    {"role": "assistant", "content": [b.model_dump() for b in msg.content]}
+                )
             took = time.perf_counter() - t0
             fb.wait_idle(60)
             store = fb.flow_store()
@@ -188,7 +198,9 @@ df = fb.flows(include_history=True, page=None)
 t3 = time.perf_counter()
 warm = []
 for _ in range(5):
-    a = time.perf_counter(); fb.flows(include_history=True, page=None); warm.append(time.perf_counter() - a)
+    a = time.perf_counter()
+    fb.flows(include_history=True, page=None)
+    warm.append(time.perf_counter() - a)
 warm.sort()
 print(json.dumps({"rows": len(df), "import_s": t1 - t0, "cold_s": t2 - t1, "second_s": t3 - t2,
                   "warm_median_s": warm[2]}))
@@ -196,7 +208,8 @@ print(json.dumps({"rows": len(df), "import_s": t1 - t0, "cold_s": t2 - t1, "seco
 
 
 def open_times(path: Path) -> dict[str, Any]:
-    env = dict(os.environ, FLOWBOOK_DATA_DIR=str(path))
+    # Synthetic flows are older than the retention period: cleanup would delete them.
+    env = dict(os.environ, FLOWBOOK_DATA_DIR=str(path), FLOWBOOK_AUTO_CLEANUP="false")
     # First open (may migrate / build the snapshot), then a second process: the steady state.
     runs = []
     for _ in range(3):
@@ -216,8 +229,11 @@ def main() -> None:
     ap.add_argument("--skip-agent", action="store_true")
     ap.add_argument("--skip-corpus", action="store_true")
     a = ap.parse_args()
-    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           "load_avg_at_start": os.getloadavg(), "cores": os.cpu_count()}
+    res: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_avg_at_start": os.getloadavg(),
+        "cores": os.cpu_count(),
+    }
     if not a.skip_agent:
         res["P8_agent"] = agent_session(a.turns)
         print(json.dumps(res["P8_agent"]), file=sys.stderr, flush=True)

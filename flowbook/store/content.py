@@ -172,7 +172,8 @@ class ContentStore:
         if self._sample_bytes < DICT_SAMPLES_BYTES or len(self._samples) < 64:
             return
         try:
-            data = zstandard.train_dictionary(DICT_BYTES, self._samples).as_bytes()
+            samples: list[bytes | bytearray | memoryview] = list(self._samples)
+            data = zstandard.train_dictionary(DICT_BYTES, samples).as_bytes()
         except zstandard.ZstdError:
             self._samples, self._sample_bytes = [], 0  # too uniform to learn from: try later
             return
@@ -198,9 +199,12 @@ class ContentStore:
             self._lists.clear()
             self._holder.clear()
             self._depth.clear()
-            if self._did and not self._conn.execute(
-                "SELECT 1 FROM dicts WHERE did=?", (self._did,)
-            ).fetchone():
+            if (
+                self._did
+                and not self._conn.execute(
+                    "SELECT 1 FROM dicts WHERE did=?", (self._did,)
+                ).fetchone()
+            ):
                 self._cctx, self._did = zstandard.ZstdCompressor(level=ZSTD_LEVEL), 0
             raise
         return out
@@ -408,9 +412,7 @@ class ContentStore:
     def size(self) -> int:
         """Bytes of the content files on disk."""
         return sum(
-            p.stat().st_size
-            for p in (Path(str(self.path) + s) for s in ("", "-wal"))
-            if p.exists()
+            p.stat().st_size for p in (Path(str(self.path) + s) for s in ("", "-wal")) if p.exists()
         )
 
     def close(self) -> None:

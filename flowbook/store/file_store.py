@@ -402,4 +402,3 @@ class FileStore:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self)} flows"
         return f"<FileStore {self.root} {state}>"
-

@@ -3,7 +3,8 @@
 The index is a cache: everything in it can be rebuilt from the segments and the annotation
 journal. ``flows`` has one row per stored flow (the summary columns of ``fb.flows()`` plus the
 segment and byte range of its line); ``annotations`` holds what the user set after the flow was
-written; the search tables are described in ``pieces.py``. ``segments`` records how far each segment has been indexed.
+written; the search tables are described in ``pieces.py``. ``segments`` records how far each
+segment has been indexed (the content itself is in ``content.sqlite``, ``content.py``).
 
 Format 2: ``flows.rh`` is the content-store recipe of the flow (NULL for a line written whole,
 by format 1), and search goes over distinct pieces (``flowbook.store.pieces``) instead of one

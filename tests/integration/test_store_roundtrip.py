@@ -104,7 +104,9 @@ def test_every_fixture_round_trips_byte_exact_in_a_new_process(tmp_path: Path) -
         assert g["line"] == hashlib.sha256(flow_line(f)).hexdigest()
 
 
-SYSTEM = " ".join(f"Rule {i}: read file {i} before editing it, then run test {i * 3}." for i in range(130))
+SYSTEM = " ".join(
+    f"Rule {i}: read file {i} before editing it, then run test {i * 3}." for i in range(130)
+)
 TOOLS = [
     {"name": f"tool_{i}", "description": f"Tool {i} edits files. " * 5,
      "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}
@@ -117,16 +119,31 @@ def test_agent_session_through_the_proxy_is_stored_once_and_found(data_dir: Path
     with FakeUpstream() as up:
         mon = fb.start(port=0, mode=f"reverse:{up.url}", data_dir=data_dir)
         try:
-            client = anthropic.Anthropic(base_url=mon.proxy_url, api_key="sk-ant-test", max_retries=0)
+            client = anthropic.Anthropic(
+                base_url=mon.proxy_url, api_key="sk-ant-test", max_retries=0
+            )
             history: list[dict] = []
             for i in range(turns):
-                history.append({"role": "user", "content": f"Turn {i}: open src/file_{i}.py and fix bug {i * 11}."})
+                history.append(
+                    {
+                        "role": "user",
+                        "content": f"Turn {i}: open src/file_{i}.py and fix bug {i * 11}.",
+                    }
+                )
                 with client.messages.stream(
-                    model="claude-sonnet-4-5", max_tokens=256, system=SYSTEM, tools=TOOLS,  # type: ignore[arg-type]
+                    model="claude-sonnet-4-5",
+                    max_tokens=256,
+                    system=SYSTEM,
+                    tools=TOOLS,  # type: ignore[arg-type]
                     messages=history,  # type: ignore[arg-type]
                 ) as stream:
                     msg = stream.get_final_message()
-                history.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in msg.content]})
+                history.append(
+                    {
+                        "role": "assistant",
+                        "content": [b.model_dump(exclude_none=True) for b in msg.content],
+                    }
+                )
             assert fb.wait_idle(30)
             sent = [r.body for r in up.requests]
         finally:

@@ -29,7 +29,8 @@ from flowbook.store.records import flow_line
 
 FIXTURE_V1 = Path(__file__).resolve().parents[1] / "fixtures" / "datadir-v1"
 SYSTEM = "You are a careful coding agent. Keep changes small and run the tests. " + " ".join(
-    f"Rule {i}: edit file {i * 7} only after reading it, then run test {i * 13}." for i in range(110)
+    f"Rule {i}: edit file {i * 7} only after reading it, then run test {i * 13}."
+    for i in range(110)
 )
 T0 = 1_700_000_000.0
 
@@ -38,17 +39,24 @@ def agent_flow(turn: int, t: float = T0, session: str = "s") -> LLMFlow:
     """Turn ``turn`` of an agent session: the whole history resent, plus one new message."""
     msgs: list[Message] = []
     for k in range(turn + 1):
-        msgs.append(Message("user", [Part("text", text=f"{session} turn {k}: please look at file_{k}.py " * 8)]))
+        msgs.append(
+            Message(
+                "user", [Part("text", text=f"{session} turn {k}: please look at file_{k}.py " * 8)]
+            )
+        )
         if k < turn:
             msgs.append(Message("assistant", [Part("text", text=f"{session} done with step {k}.")]))
-    tools = [Tool(f"tool_{i}", f"Tool {i} reads and edits files. " * 4, {"type": "object"}) for i in range(20)]
+    tools = [
+        Tool(f"tool_{i}", f"Tool {i} reads and edits files. " * 4, {"type": "object"})
+        for i in range(20)
+    ]
     body = json.dumps(
         {"model": "claude-sonnet-4-5", "system": SYSTEM, "messages": [m.to_dict() for m in msgs],
          "tools": [t.to_dict() for t in tools]}, separators=(",", ":")
     ).encode()  # fmt: skip
     sse = b"".join(
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"%s"}}\n\n'
-        % w.encode()
+        b"event: content_block_delta\ndata: "
+        b'{"type":"content_block_delta","delta":{"text":"%s"}}\n\n' % w.encode()
         for w in f"{session} done with step {turn}.".split()
     )
     return LLMFlow(
@@ -62,7 +70,7 @@ def agent_flow(turn: int, t: float = T0, session: str = "s") -> LLMFlow:
         response=LLMResponse(
             status_code=200, body=sse, text=f"{session} done with step {turn}.",
             usage=Usage(input=1000 + turn, output=7, source="reported"),
-            events=[StreamEvent(t + 0.1 + k / 7, "content_block_delta", {"k": k}) for k in range(3)],
+            events=[StreamEvent(t + 0.1 + k / 7, "delta", {"k": k}) for k in range(3)],
         ),
         metadata=FlowMetadata(provider="anthropic", api="messages"),
         timestamps=FlowTimestamps(created=t + turn, completed=t + turn + 0.5),
