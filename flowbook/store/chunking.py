@@ -17,8 +17,8 @@ import hashlib
 import numpy as np
 
 WINDOW = 32
-MASK = (1 << 9) - 1  # a cut where (hash & MASK) == 0: one candidate every ~512 bytes
-MIN_CHUNK = 128
+MASK = (1 << 10) - 1  # a cut where (hash & MASK) == 0: one candidate every ~1 KB
+MIN_CHUNK = 256
 MAX_CHUNK = 8192
 DIGEST_BYTES = 16
 

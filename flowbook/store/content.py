@@ -126,6 +126,8 @@ class ContentStore:
         self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        # Chunk digests are random keys: lookups hit every part of the tree, so give it cache.
+        self._conn.execute("PRAGMA cache_size=-65536")
         self._conn.executescript(SCHEMA)
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(self.path) + suffix)
@@ -241,7 +243,10 @@ class ContentStore:
         depth = 0
         if base is not None:
             delta = diff_ops(self._lists[base], digests)
-            if len(delta) < len(digests) // 2:
+            # A copied range costs 9 bytes, a listed digest 17: keep the delta when it is
+            # clearly smaller than the full list (else a reader pays the chain for nothing).
+            copies = sum(1 for op in delta if not isinstance(op, bytes))
+            if 9 * copies + 17 * (len(delta) - copies) < 0.7 * 17 * len(digests):
                 ops, depth = delta, self._depth[base] + 1
             else:
                 base = None

@@ -78,6 +78,9 @@ class FileStore:
         self._read = sqlite3.connect(self.index_path, isolation_level=None, check_same_thread=False)
         self._writer = SegmentWriter(self.root, segment_max_bytes, clock)
         self._seg_ids: dict[str, int] = {}
+        self._unsnapshotted = 0  # rows stored since the writer last extended the snapshot
+        self._frame_key: tuple | None = None  # what the cached summary frame was read at
+        self._frame: pd.DataFrame | None = None
         # Called with the ids that left the store (retention, remove), after the fact.
         self.on_removed: list[Callable[[set[str]], None]] = []
 
@@ -147,6 +150,10 @@ class FileStore:
             for seg, end in marks.items():
                 index.mark_indexed(self._conn, seg, end, end)
             self._conn.execute("COMMIT")
+            self._unsnapshotted += len(records)
+            if self._unsnapshotted >= snapshot.DELTA_ROWS:
+                self._unsnapshotted = 0
+                snapshot.extend(self._conn, self.root)  # keeps the columnar summary current
 
     def _seg_id(self, path: str) -> int:
         seg = self._seg_ids.get(path)
@@ -219,8 +226,19 @@ class FileStore:
         """One typed summary row per stored flow (``flowbook.schema.COLUMNS``), in storage order."""
         with self._rlock:
             self._check_open()
+            # A repeated call with nothing stored, changed or annotated since is served from
+            # the frame read last time (pandas copy-on-write: callers cannot change it).
+            key = (
+                snapshot.identity(self._read),
+                *self._read.execute("SELECT max(fid), count(*) FROM flows").fetchone(),
+                *self._read.execute("SELECT count(*), max(updated) FROM annotations").fetchone(),
+            )
+            if key == self._frame_key and self._frame is not None:
+                return self._frame.copy(deep=False)
             frame = snapshot.read_summary(self._read, self.root)
-            return snapshot.apply_annotations(self._read, frame)
+            frame = snapshot.apply_annotations(self._read, frame)
+            self._frame_key, self._frame = key, frame
+            return frame.copy(deep=False)
 
     def ids_matching_text(self, scope: str, text: str) -> set[str]:
         """Ids whose request/response text contains ``text``, case-insensitively.

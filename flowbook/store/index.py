@@ -84,6 +84,7 @@ def connect(path: Path) -> sqlite3.Connection:
         # NORMAL: a commit survives a process kill; a power cut may lose the last commits,
         # which the next open re-indexes from the fsynced segments.
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-32768")  # piece digests are random keys
         conn.executescript(SCHEMA)
         conn.executescript(pieces.SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()

@@ -112,7 +112,7 @@ def add(conn: sqlite3.Connection, fid: int, fp: FlowPieces) -> None:
                 n, parent = k, int(hit)
                 break
     lh = fp.prefixes[-1] if fp.prefixes else b""
-    conn.execute("INSERT OR REPLACE INTO inherit VALUES(?, ?, ?, ?)", (fid, parent, n, lh))
+    conn.execute("INSERT INTO inherit VALUES(?, ?, ?, ?)", (fid, parent, n, lh))
     rows = []
     for key, scope, text, pos in fp.items:
         if pos < n:

@@ -106,7 +106,7 @@ def test_delta_recipes_round_trip(tmp_path: Path) -> None:
     again = content.ContentStore(tmp_path)  # nothing cached: rebuilt from the database
     assert [again.get(rh) for rh in rhs] == lines
     stored = again._conn.execute("SELECT sum(len) FROM chunks").fetchone()[0]
-    assert stored < sum(map(len, lines)) / 4
+    assert stored < sum(map(len, lines)) / 2
     again.close()
 
 

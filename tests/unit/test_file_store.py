@@ -305,7 +305,8 @@ def test_summary_snapshot_is_used_and_never_stale(
 ) -> None:
     from flowbook.store import snapshot
 
-    monkeypatch.setattr(snapshot, "REFRESH_ROWS", 3)
+    monkeypatch.setattr(snapshot, "MIN_BASE_ROWS", 3)
+    monkeypatch.setattr(snapshot, "DELTA_ROWS", 2)
     now = time.time()
     flows = [make_flow(i, created=now - i * DAY) for i in range(6)]
     with FileStore(tmp_path) as s:
@@ -313,7 +314,8 @@ def test_summary_snapshot_is_used_and_never_stale(
         s.summary_frame()
         snap = tmp_path / "flows" / snapshot.SNAPSHOT
         assert snap.exists()
-        s.append_many(flows[4:])  # the tail comes from the index
+        s.append_many(flows[4:])  # the writer adds a delta file: the snapshot stays current
+        assert [p.name for p in snap.parent.glob("summary.*.arrow")] == ["summary.4.arrow"]
         s.set_annotations("flow-00001", FlowAnnotations(bookmarked=True, tags=["a"]))
         expected = frame_from_rows([summary_row(f) for f in flows])
         expected.loc[1, "bookmarked"] = True
