@@ -6,7 +6,7 @@
   together (one frame finds the repeats inside a flow: the parsed messages repeat the raw body),
   with the dictionary ``did`` of ``dicts`` (0: none) once the store has trained one;
 * ``chunks(h, pid, off, len)``: where each distinct chunk (by ``chunking.digest``) lives;
-* ``recipes(rh, base, depth, ops, t)``: how to rebuild a line: the chunk list of ``base`` (another
+* ``recipes(rid, rh, base, depth, ops, t)``: how to rebuild a line: the chunk list of ``base`` (another
   recipe) with ranges copied from it and new chunks in between. An agent's turn N+1 repeats turn
   N's line with a few insertions, so its recipe is a handful of ranges and the new chunks, not
   the full list (a full list would grow with the square of the session's length). Chains are
@@ -35,6 +35,8 @@ from flowbook.store import chunking
 CONTENT_FILE = "content.sqlite"
 MAX_DEPTH = 40
 ZSTD_LEVEL = 3
+# (``recipes`` is a rowid table with a unique index on ``rh``: rows arrive in rowid order and
+# fill their pages, where a table keyed by a random hash leaves half of every page empty.)
 # A zstd dictionary trained on the first new chunks a store sees: packs are small (one write's
 # new bytes), and small inputs compress about twice as well with a dictionary of their kind.
 DICT_BYTES = 16 << 10
@@ -50,8 +52,8 @@ CREATE TABLE IF NOT EXISTS chunks(
     h BLOB PRIMARY KEY, pid INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS recipes(
-    rh BLOB PRIMARY KEY, base BLOB, depth INTEGER NOT NULL, ops BLOB NOT NULL, t REAL NOT NULL
-) WITHOUT ROWID;
+    rid INTEGER PRIMARY KEY, rh BLOB UNIQUE NOT NULL, base BLOB, depth INTEGER NOT NULL,
+    ops BLOB NOT NULL, t REAL NOT NULL);
 """
 
 _NEW, _COPY = 0, 1
@@ -251,7 +253,8 @@ class ContentStore:
             else:
                 base = None
         self._conn.execute(
-            "INSERT INTO recipes VALUES(?, ?, ?, ?, ?)", (rh, base, depth, encode_ops(ops), now)
+            "INSERT INTO recipes(rh, base, depth, ops, t) VALUES(?, ?, ?, ?, ?)",
+            (rh, base, depth, encode_ops(ops), now),
         )
         self._remember(rh, digests, depth)
         return rh
