@@ -6,11 +6,11 @@
   together (one frame finds the repeats inside a flow: the parsed messages repeat the raw body),
   with the dictionary ``did`` of ``dicts`` (0: none) once the store has trained one;
 * ``chunks(h, pid, off, len)``: where each distinct chunk (by ``chunking.digest``) lives;
-* ``recipes(rid, rh, base, depth, ops, t)``: how to rebuild a line: the chunk list of ``base`` (another
-  recipe) with ranges copied from it and new chunks in between. An agent's turn N+1 repeats turn
-  N's line with a few insertions, so its recipe is a handful of ranges and the new chunks, not
-  the full list (a full list would grow with the square of the session's length). Chains are
-  cut at ``MAX_DEPTH`` so rebuilding stays a few lookups.
+* ``recipes(rid, rh, base, depth, ops, t)``: how to rebuild a line: the chunk list of ``base``
+  (another recipe) with ranges copied from it and new chunks in between. An agent's turn N+1
+  repeats turn N's line with a few insertions, so its recipe is a handful of ranges and the new
+  chunks, not the full list (a full list would grow with the square of the session's length).
+  Chains are cut at ``MAX_DEPTH`` so rebuilding stays a few lookups.
 
 A segment line refers to its recipe by ``rh``. Writes commit here before the line is written,
 so a line never refers to content that is not stored; a kill in between leaves unreferenced

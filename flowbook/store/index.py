@@ -76,7 +76,9 @@ class IndexOutdated(IndexCorrupt):
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the index; raise IndexCorrupt when it cannot be used."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, factory=pieces.IndexConnection
+        )
         # Small pages (only for a new file): most tables of a small store fit in a page or two,
         # and a 4 KB page per table and index is most of a small data dir.
         conn.execute("PRAGMA page_size=1024")

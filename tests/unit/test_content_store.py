@@ -222,3 +222,23 @@ def test_a_data_dir_of_the_previous_format_opens_without_loss(tmp_path: Path) ->
         assert fs.recovery_report == []
         assert len(fs) == len(expected) + 1
         assert fs.get("v1-003") is not None and fs.get("s-turn-000") is not None
+
+
+def test_piece_texts_compressed_with_a_trained_dictionary_stay_searchable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowbook.store import pieces
+
+    monkeypatch.setattr(pieces, "_DICT_SAMPLES", 4000)
+    monkeypatch.setattr(pieces, "_DICT_MIN_SAMPLES", 8)
+    flows = [agent_flow(i, session=f"d{i}") for i in range(12)]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows[:6])
+        fs.append_many(flows[6:])
+        idx = sqlite3.connect(fs.index_path)
+        assert idx.execute("SELECT count(*) FROM pdicts").fetchone()[0] == 1
+        assert fs.ids_matching_text("content", "d11 turn 5: please") == {"d11-turn-011"}
+        fs.remove(["d11-turn-011"])  # FTS delete needs the text back through the dictionary
+        assert fs.ids_matching_text("content", "d11 turn 5: please") == set()
+    with FileStore(tmp_path) as fs:  # a new process-like reader
+        assert fs.ids_matching_text("content", "d10 turn 10: please") == {"d10-turn-010"}
