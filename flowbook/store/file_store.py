@@ -223,7 +223,8 @@ class FileStore:
             return None, rh
 
     def summary_frame(self) -> pd.DataFrame:
-        """One typed summary row per stored flow (``flowbook.schema.COLUMNS``), in storage order."""
+        """One typed summary row per stored flow (``flowbook.schema.COLUMNS``), newest first
+        (timestamp descending; storage order among equal times; see ``snapshot.newest_first``)."""
         with self._rlock:
             self._check_open()
             # A repeated call with nothing stored, changed or annotated since is served from

@@ -106,22 +106,40 @@ def _tail(conn: sqlite3.Connection, root: Path) -> tuple[str, list[pa.Table], in
     return ident, tables, max_fid, n_deltas, fids, columns
 
 
+def newest_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` sorted by timestamp, newest first (stable; missing times last).
+
+    Stored and returned in this order, the default query (timestamp, descending) finds the rows
+    already in place and moves no data; a sort of a million rows' string columns costs seconds.
+    """
+    ts = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
+    if len(ts) < 2 or bool((ts[:-1] >= ts[1:]).all()):
+        return frame
+    return frame.sort_values(
+        "timestamp", ascending=False, kind="stable", na_position="last"
+    ).reset_index(drop=True)
+
+
 def read_summary(conn: sqlite3.Connection, root: Path) -> pd.DataFrame:
-    """Every stored flow's summary row (annotations not yet applied), in storage order."""
+    """Every stored flow's summary row (annotations not yet applied), newest first."""
     ident, tables, max_fid, n_deltas, fids, columns = _tail(conn, root)
-    tail = frame_from_columns(columns)
+    tail = newest_first(frame_from_columns(columns))
     if not tables:
         if len(tail) >= MIN_BASE_ROWS:
             save(root, tail, fids[-1], ident)
         return tail
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    snap = table.to_pandas()
-    frame = snap if len(tail) == 0 else pd.concat([snap, tail], ignore_index=True)
-    if n_deltas >= MAX_DELTAS:
-        save(root, frame, fids[-1] if fids else max_fid, ident)
+    # Each file is newest first and newer files hold newer rows: newest file first.
+    ordered = tables[::-1]
+    table = ordered[0] if len(ordered) == 1 else pa.concat_tables(ordered)
+    snap = table.to_pandas()  # strings stay Arrow-backed (string[pyarrow]): no object per value
+    frame = snap if len(tail) == 0 else pd.concat([tail, snap], ignore_index=True)
+    sorted_frame = newest_first(frame)
+    if n_deltas >= MAX_DELTAS or sorted_frame is not frame:
+        # Fold the deltas, or store the order once so the next open finds it.
+        save(root, sorted_frame, fids[-1] if fids else max_fid, ident)
     elif len(tail) >= DELTA_ROWS:
         save(root, tail, fids[-1], ident, after=max_fid)
-    return frame
+    return sorted_frame
 
 
 def extend(conn: sqlite3.Connection, root: Path) -> None:
@@ -142,7 +160,7 @@ def extend(conn: sqlite3.Connection, root: Path) -> None:
         fids, columns = index.raw_summary_columns(conn, max_fid)
     finally:
         conn.execute("COMMIT")
-    save(root, frame_from_columns(columns), fids[-1], ident, after=max_fid)
+    save(root, newest_first(frame_from_columns(columns)), fids[-1], ident, after=max_fid)
 
 
 def apply_annotations(conn: sqlite3.Connection, frame: pd.DataFrame) -> pd.DataFrame:

@@ -92,7 +92,8 @@ def test_append_get_roundtrip_and_summary_matches_summary_row(store: FileStore) 
         assert got is not None
         assert got.to_dict() == f.to_dict()
     assert store.get("nope") is None
-    expected = frame_from_rows([summary_row(f) for f in flows])
+    # Newest first: the order fb.flows() shows, so its default sort moves no data.
+    expected = frame_from_rows([summary_row(f) for f in reversed(flows)])
     pd.testing.assert_frame_equal(store.summary_frame(), expected)
 
 
