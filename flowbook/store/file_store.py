@@ -231,7 +231,8 @@ class FileStore:
             # the frame read last time (pandas copy-on-write: callers cannot change it).
             key = (
                 snapshot.identity(self._read),
-                *self._read.execute("SELECT max(fid), count(*) FROM flows").fetchone(),
+                # New rows raise max(fid); changed or removed rows change the identity.
+                self._read.execute("SELECT max(fid) FROM flows").fetchone()[0],
                 *self._read.execute("SELECT count(*), max(updated) FROM annotations").fetchone(),
             )
             if key == self._frame_key and self._frame is not None:
