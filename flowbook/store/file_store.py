@@ -76,6 +76,7 @@ class FileStore:
         self.content = ContentStore(self.root)
         self._conn = self._open_index()
         self._read = sqlite3.connect(self.index_path, isolation_level=None, check_same_thread=False)
+        self._read.execute("PRAGMA cache_size=-65536")  # search reads scattered piece rows
         self._writer = SegmentWriter(self.root, segment_max_bytes, clock)
         self._seg_ids: dict[str, int] = {}
         self._unsnapshotted = 0  # rows stored since the writer last extended the snapshot

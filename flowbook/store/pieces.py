@@ -261,6 +261,12 @@ def matching_pieces(conn: sqlite3.Connection, scopes: Sequence[int], text: str) 
             return [pid for pid, _ in rows]
     else:
         rows = conn.execute(f"SELECT pid, text FROM pieces WHERE {where}")
+    if needle.isascii():
+        # Compare bytes: no UTF-8 decode per candidate (an ASCII needle matches the same
+        # bytes in the UTF-8 text; ``bytes.lower`` folds only ASCII letters, which are the
+        # only letters such a needle can match).
+        raw = needle.encode("ascii")
+        return [pid for pid, blob in rows if raw in _decompress(conn, blob).lower()]
     return [pid for pid, blob in rows if needle in _decompress(conn, blob).decode("utf-8").lower()]
 
 
@@ -269,14 +275,22 @@ def flows_with(conn: sqlite3.Connection, pids: Sequence[int]) -> set[str]:
     if not pids:
         return set()
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS hit(pid INTEGER PRIMARY KEY)")
-    conn.execute("DELETE FROM hit")
-    conn.executemany("INSERT OR IGNORE INTO hit VALUES(?)", [(p,) for p in pids])
-    rows = conn.execute(
-        "WITH RECURSIVE r(fid, pos) AS ("
-        " SELECT o.fid, o.pos FROM occ o JOIN hit h ON h.pid=o.pid"
-        " UNION SELECT i.fid, r.pos FROM inherit i JOIN r ON i.parent=r.fid WHERE i.n > r.pos)"
-        " SELECT DISTINCT f.id FROM r JOIN flows f ON f.fid=r.fid"
-    )
-    out = {r[0] for r in rows}
-    conn.execute("DELETE FROM hit")
+    own = not conn.in_transaction  # one transaction: a commit per inserted row is slow
+    if own:
+        conn.execute("BEGIN")
+    try:
+        conn.execute("DELETE FROM hit")
+        conn.executemany("INSERT OR IGNORE INTO hit VALUES(?)", [(p,) for p in pids])
+        rows = conn.execute(
+            "WITH RECURSIVE r(fid, pos) AS ("
+            " SELECT o.fid, o.pos FROM occ o JOIN hit h ON h.pid=o.pid"
+            " UNION SELECT i.fid, r.pos FROM inherit i JOIN r ON i.parent=r.fid"
+            " WHERE i.n > r.pos)"
+            " SELECT DISTINCT f.id FROM r JOIN flows f ON f.fid=r.fid"
+        )
+        out = {r[0] for r in rows}
+        conn.execute("DELETE FROM hit")
+    finally:
+        if own:
+            conn.execute("COMMIT")
     return out
