@@ -1,13 +1,18 @@
 """The file store: every completed flow on disk, searchable, surviving a killed kernel.
 
-Layout under ``<data_dir>/flows/``: ``segments/YYYY-MM-DD/*.jsonl`` (append-only, one flow per
-line, the truth), ``index.sqlite`` (summary columns, segment + offset, annotations, FTS5; a cache
-rebuilt from the segments whenever it is missing, corrupt or behind) and ``annotations.jsonl``
-(the journal of bookmarks, tags and comments).
+Layout under ``<data_dir>/flows/``: ``segments/YYYY-MM-DD/*.jsonl`` (append-only, one line per
+flow, the truth of which flows exist), ``content.sqlite`` (each flow's full line cut into chunks,
+every distinct chunk stored once, zstd: ``content.py``), ``index.sqlite`` (summary columns,
+segment + offset, annotations, search over distinct pieces; a cache rebuilt from the segments
+and the content whenever it is missing, corrupt, behind or of an older format) and
+``annotations.jsonl`` (the journal of bookmarks, tags and comments). A segment line of format 2
+refers to its content (``records.ref_line``); format 1 segments hold whole lines and are read as
+they are, so a data dir of the previous format opens without a migration step.
 
-Durability: ``append`` returns after the line is in the kernel's page cache (``os.write``) and
-the index row is committed, so the flow survives SIGKILL at once; segments are fsynced at least
-every half second, so it also survives a power cut about a second later.
+Durability and order: the content commits first, then the segment line is written (``os.write``),
+then the index row commits. A kill between two steps leaves unreferenced content (collected by
+retention) or an unindexed line (indexed on the next open), never a line without its content.
+Segments are fsynced at least every half second.
 """
 
 from __future__ import annotations
@@ -25,8 +30,17 @@ from typing import Any
 import pandas as pd
 
 from flowbook.model import FlowAnnotations, LLMFlow
-from flowbook.store import index, journal, recovery, retention, snapshot
-from flowbook.store.records import IMPORTED_AT, Record, flow_from_json, flow_line, record_for
+from flowbook.store import index, journal, pieces, recovery, retention, snapshot
+from flowbook.store.content import ContentStore
+from flowbook.store.records import (
+    IMPORTED_AT,
+    Record,
+    flow_from_json,
+    flow_line,
+    record_for,
+    ref_line,
+    ref_of,
+)
 from flowbook.store.segments import SegmentWriter, read_line
 
 log = logging.getLogger(__name__)
@@ -59,11 +73,15 @@ class FileStore:
         self._lock = threading.RLock()  # writes: segment writer + write connection
         self._rlock = threading.Lock()  # the read connection
         self._closed = False
+        self.content = ContentStore(self.root)
         self._conn = self._open_index()
         self._read = sqlite3.connect(self.index_path, isolation_level=None, check_same_thread=False)
-        self._read.create_function("fb_contains", 2, _contains, deterministic=True)
+        self._read.execute("PRAGMA cache_size=-65536")  # search reads scattered piece rows
         self._writer = SegmentWriter(self.root, segment_max_bytes, clock)
         self._seg_ids: dict[str, int] = {}
+        self._unsnapshotted = 0  # rows stored since the writer last extended the snapshot
+        self._frame_key: tuple | None = None  # what the cached summary frame was read at
+        self._frame: pd.DataFrame | None = None
         # Called with the ids that left the store (retention, remove), after the fact.
         self.on_removed: list[Callable[[set[str]], None]] = []
 
@@ -72,6 +90,12 @@ class FileStore:
     def _open_index(self) -> sqlite3.Connection:
         reason = None if self.index_path.exists() else "the index was missing"
         try:
+            conn = index.connect(self.index_path)
+        except index.IndexOutdated as e:
+            # A cache of an older layout: rebuilt from the segments (which stay as they are).
+            reason = f"the index was of an older format ({e})"
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.index_path) + suffix).unlink(missing_ok=True)
             conn = index.connect(self.index_path)
         except index.IndexCorrupt as e:
             reason = f"the index was unreadable ({e})"
@@ -85,7 +109,7 @@ class FileStore:
             p = Path(str(self.index_path) + suffix)
             if p.exists():
                 p.chmod(0o600)
-        n = recovery.reconcile(conn, self.root, self.recovery_report)
+        n = recovery.reconcile(conn, self.root, self.recovery_report, self._load_line)
         if reason and n:
             self.recovery_report.append(
                 f"Rebuilt the index from the segments: {reason}; {n} flow(s) indexed."
@@ -112,19 +136,25 @@ class FileStore:
     def _store(self, records: list[Record]) -> None:
         with self._lock:
             self._check_open()
+            rhs = self.content.put_many(rec.line for rec in records)  # committed first
             items = []
             marks: dict[int, int] = {}
-            for rec in records:
-                path, off = self._writer.write(rec.line)
+            for rec, rh in zip(records, rhs, strict=True):
+                line = ref_line(rec.id, rh)
+                path, off = self._writer.write(line)
                 seg = self._seg_id(path)
-                marks[seg] = off + len(rec.line)
-                params = index.flow_params(seg, off, len(rec.line), rec.retain_from, rec.row)
-                items.append((params, rec.request_text, rec.response_text))
+                marks[seg] = off + len(line)
+                params = index.flow_params(seg, off, len(line), rec.retain_from, rh, rec.row)
+                items.append((params, rec.pieces))
             self._conn.execute("BEGIN")
             index.insert_flows(self._conn, items)
             for seg, end in marks.items():
                 index.mark_indexed(self._conn, seg, end, end)
             self._conn.execute("COMMIT")
+            self._unsnapshotted += len(records)
+            if self._unsnapshotted >= snapshot.DELTA_ROWS:
+                self._unsnapshotted = 0
+                snapshot.extend(self._conn, self.root)  # keeps the columnar summary current
 
     def _seg_id(self, path: str) -> int:
         seg = self._seg_ids.get(path)
@@ -167,8 +197,8 @@ class FileStore:
                 return None
             ann = index.get_annotations(self._read, flow_id)
         try:
-            flow = flow_from_json(json.loads(read_line(self.root / row[0], row[1], row[2])))
-        except (OSError, ValueError):
+            flow, _ = self._load_line(read_line(self.root / row[0], row[1], row[2]))
+        except (OSError, ValueError, LookupError):
             return None
         if flow is None or flow.id != flow_id:
             return None
@@ -176,36 +206,65 @@ class FileStore:
             flow.annotations = ann
         return flow
 
+    def _load_line(self, data: bytes) -> tuple[LLMFlow | None, bytes | None]:
+        """A segment line's flow and content recipe (None for a whole, format-1 line).
+
+        Raises ContentMissing (a LookupError) when the content a line refers to is gone.
+        """
+        try:
+            d = json.loads(data)
+        except ValueError:
+            return None, None
+        rh = ref_of(d)
+        if rh is None:
+            return flow_from_json(d), None
+        try:
+            return flow_from_json(json.loads(self.content.get(rh))), rh
+        except ValueError:
+            return None, rh
+
     def summary_frame(self) -> pd.DataFrame:
-        """One typed summary row per stored flow (``flowbook.schema.COLUMNS``), in storage order."""
+        """One typed summary row per stored flow (``flowbook.schema.COLUMNS``), newest first
+        (timestamp descending; storage order among equal times; see ``snapshot.newest_first``)."""
         with self._rlock:
             self._check_open()
+            # A repeated call with nothing stored, changed or annotated since is served from
+            # the frame read last time (pandas copy-on-write: callers cannot change it).
+            key = (
+                snapshot.identity(self._read),
+                # New rows raise max(fid); changed or removed rows change the identity.
+                self._read.execute("SELECT max(fid) FROM flows").fetchone()[0],
+                *self._read.execute("SELECT count(*), max(updated) FROM annotations").fetchone(),
+            )
+            if key == self._frame_key and self._frame is not None:
+                return self._frame.copy(deep=False)
             frame = snapshot.read_summary(self._read, self.root)
-            return snapshot.apply_annotations(self._read, frame)
+            frame = snapshot.apply_annotations(self._read, frame)
+            self._frame_key, self._frame = key, frame
+            return frame.copy(deep=False)
 
     def ids_matching_text(self, scope: str, text: str) -> set[str]:
         """Ids whose request/response text contains ``text``, case-insensitively.
 
         ``text`` is a literal substring (no FTS operators; quotes are literal). ``content``
-        matches the request text or the response text (a match does not span the two). Three
-        characters or more use the FTS5 trigram index; shorter strings scan the text.
+        matches the request text or the response text. A match lies within one piece: the
+        system prompt, one message, the tool list, or the response (with its error message).
+        Three characters or more use the trigram index over distinct pieces; shorter strings
+        scan the pieces' text.
         """
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-        cols = ["request", "response"] if scope == "content" else [scope]
+        scopes = {
+            "content": (pieces.REQUEST, pieces.RESPONSE),
+            "request": (pieces.REQUEST,),
+            "response": (pieces.RESPONSE,),
+        }[scope]
         with self._rlock:
             self._check_open()
             if not text:
                 return {r[0] for r in self._read.execute("SELECT id FROM flows")}
-            if len(text) >= 3:
-                query = f"{{{' '.join(cols)}}} : {index.fts_phrase(text)}"
-                sql = "SELECT f.id FROM fts JOIN flows f ON f.fid=fts.rowid WHERE fts MATCH ?"
-                params: tuple[Any, ...] = (query,)
-            else:
-                where = " OR ".join(f"fb_contains(fts.{c}, ?)" for c in cols)
-                sql = f"SELECT f.id FROM fts JOIN flows f ON f.fid=fts.rowid WHERE {where}"
-                params = (text.lower(),) * len(cols)
-            return {r[0] for r in self._read.execute(sql, params)}
+            hits = pieces.matching_pieces(self._read, scopes, text)
+            return pieces.flows_with(self._read, hits)
 
     def ids(self) -> list[str]:
         """Every stored id, in storage order."""
@@ -278,6 +337,10 @@ class FileStore:
             return 0
         live = {r[0] for r in self._conn.execute("SELECT id FROM flows")}
         gone = candidates - live
+        # Content no remaining line refers to (the expired flows', never a shared chunk).
+        self.content.collect(
+            r[0] for r in self._conn.execute("SELECT rh FROM flows WHERE rh IS NOT NULL")
+        )
         size = journal.compact(self.root, lambda i, t: i in live or keep_annotation(i, t, gone))
         self._conn.execute("BEGIN")
         self._conn.executemany("DELETE FROM annotations WHERE id=?", [(i,) for i in gone])
@@ -349,6 +412,7 @@ class FileStore:
             self._writer.close()
             self._read.close()
             self._conn.close()
+            self.content.close()
 
     def __enter__(self) -> FileStore:
         return self
@@ -359,7 +423,3 @@ class FileStore:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self)} flows"
         return f"<FileStore {self.root} {state}>"
-
-
-def _contains(haystack: str | None, needle: str) -> bool:
-    return haystack is not None and needle in haystack.lower()

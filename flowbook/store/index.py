@@ -3,9 +3,12 @@
 The index is a cache: everything in it can be rebuilt from the segments and the annotation
 journal. ``flows`` has one row per stored flow (the summary columns of ``fb.flows()`` plus the
 segment and byte range of its line); ``annotations`` holds what the user set after the flow was
-written; ``fts`` is an FTS5 table (trigram tokenizer, so any substring of three or more
-characters is found case-insensitively) over the request and response text, keyed by
-``flows.rowid``. ``segments`` records how far each segment has been indexed.
+written; the search tables are described in ``pieces.py``. ``segments`` records how far each
+segment has been indexed (the content itself is in ``content.sqlite``, ``content.py``).
+
+Format 2: ``flows.rh`` is the content-store recipe of the flow (NULL for a line written whole,
+by format 1), and search goes over distinct pieces (``flowbook.store.pieces``) instead of one
+FTS row per flow.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from typing import Any
 
 from flowbook.model import FlowAnnotations
 from flowbook.schema import COLUMNS, DERIVED_COLUMNS
+from flowbook.store import pieces
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: content by recipe (``rh``), search over distinct pieces
 # Derived columns (sessions, threads, alerts) are filled in by the grouping overlay at read
 # time, never stored in the index: an index written before they existed keeps working.
 SUMMARY_COLUMNS = [c for c in COLUMNS if c not in DERIVED_COLUMNS]
@@ -46,20 +50,19 @@ CREATE TABLE IF NOT EXISTS segments(
 CREATE TABLE IF NOT EXISTS flows(
     fid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
     seg INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL,
-    retain_from REAL NOT NULL, {_FLOW_COLS});
+    retain_from REAL NOT NULL, rh BLOB, {_FLOW_COLS});
 CREATE INDEX IF NOT EXISTS flows_seg ON flows(seg);
 CREATE INDEX IF NOT EXISTS flows_retain ON flows(retain_from);
 CREATE TABLE IF NOT EXISTS annotations(
     id TEXT PRIMARY KEY, bookmarked INTEGER NOT NULL, marker TEXT, tags TEXT NOT NULL,
     comment TEXT, updated REAL);
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(request, response, tokenize='trigram');
 """
 
 _INSERT_FLOW = (
-    "INSERT OR IGNORE INTO flows(id, seg, off, len, retain_from, "
+    "INSERT OR IGNORE INTO flows(id, seg, off, len, retain_from, rh, "
     + ", ".join(_q(c) for c in SUMMARY_COLUMNS if c != "id")
     + ") VALUES ("
-    + ", ".join("?" * (len(SUMMARY_COLUMNS) + 4))
+    + ", ".join("?" * (len(SUMMARY_COLUMNS) + 5))
     + ")"
 )
 
@@ -68,15 +71,26 @@ class IndexCorrupt(Exception):
     """The index file is unreadable or from another schema; it must be rebuilt."""
 
 
+class IndexOutdated(IndexCorrupt):
+    """The index was written by another format version; it is rebuilt from the segments."""
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the index; raise IndexCorrupt when it cannot be used."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, factory=pieces.IndexConnection
+        )
+        # Small pages (only for a new file): most tables of a small store fit in a page or two,
+        # and a 4 KB page per table and index is most of a small data dir.
+        conn.execute("PRAGMA page_size=1024")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit survives a process kill; a power cut may lose the last commits,
         # which the next open re-indexes from the fsynced segments.
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-32768")  # piece digests are random keys
         conn.executescript(SCHEMA)
+        conn.executescript(pieces.SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
@@ -84,17 +98,19 @@ def connect(path: Path) -> sqlite3.Connection:
             conn.execute("INSERT INTO meta VALUES('index_id', ?)", (uuid.uuid4().hex,))
         elif row[0] != SCHEMA_VERSION:
             conn.close()
-            raise IndexCorrupt(f"index schema {row[0]!r}, expected {SCHEMA_VERSION!r}")
+            raise IndexOutdated(f"index format {row[0]!r}, this version writes {SCHEMA_VERSION!r}")
         conn.execute("SELECT count(*) FROM flows").fetchone()
-        conn.execute("SELECT count(*) FROM fts WHERE fts MATCH 'abc'").fetchone()
+        conn.execute("SELECT count(*) FROM pfts WHERE pfts MATCH 'abc'").fetchone()
     except sqlite3.DatabaseError as e:
         raise IndexCorrupt(str(e)) from e
     return conn
 
 
-def flow_params(seg: int, off: int, length: int, retain_from: float, row: dict[str, Any]) -> list:
-    """Parameters for ``_INSERT_FLOW`` from a summary row."""
-    values: list[Any] = [row["id"], seg, off, length, retain_from]
+def flow_params(
+    seg: int, off: int, length: int, retain_from: float, rh: bytes | None, row: dict[str, Any]
+) -> list:
+    """Parameters for ``_INSERT_FLOW`` from a summary row (``rh``: the content recipe)."""
+    values: list[Any] = [row["id"], seg, off, length, retain_from, rh]
     for c in SUMMARY_COLUMNS[1:]:
         v = row.get(c)
         values.append(int(v) if isinstance(v, bool) else v)
@@ -102,32 +118,31 @@ def flow_params(seg: int, off: int, length: int, retain_from: float, row: dict[s
 
 
 _UPDATE_FLOW = (
-    "UPDATE flows SET seg=?, off=?, len=?, retain_from=?, "
+    "UPDATE flows SET seg=?, off=?, len=?, retain_from=?, rh=?, "
     + ", ".join(f"{_q(c)}=?" for c in SUMMARY_COLUMNS if c != "id")
     + " WHERE id=? RETURNING fid"
 )
 
 
-def insert_flows(conn: sqlite3.Connection, items: Sequence[tuple[list, str, str]]) -> list[str]:
-    """Upsert (flow params, request text, response text); the latest line of an id wins.
+def insert_flows(
+    conn: sqlite3.Connection, items: Sequence[tuple[list, pieces.FlowPieces]]
+) -> list[str]:
+    """Upsert (flow params, the flow's search pieces); the latest line of an id wins.
 
     Returns the ids that were new to the index.
     """
     added = []
-    for params, req_text, resp_text in items:
+    for params, fp in items:
         cur = conn.execute(_INSERT_FLOW, params)
         if cur.rowcount:
-            conn.execute(
-                "INSERT INTO fts(rowid, request, response) VALUES(?, ?, ?)",
-                (cur.lastrowid, req_text, resp_text),
-            )
+            assert cur.lastrowid is not None
+            pieces.add(conn, cur.lastrowid, fp)
             added.append(params[0])
             continue
         fid = conn.execute(_UPDATE_FLOW, [*params[1:], params[0]]).fetchone()[0]
         bump_generation(conn)
-        conn.execute(
-            "UPDATE fts SET request=?, response=? WHERE rowid=?", (req_text, resp_text, fid)
-        )
+        pieces.remove(conn, [fid])
+        pieces.add(conn, fid, fp)
     return added
 
 
@@ -151,14 +166,14 @@ def mark_indexed(conn: sqlite3.Connection, seg: int, indexed: int, scanned: int)
 
 
 def delete_flows(conn: sqlite3.Connection, fids: Iterable[int]) -> None:
-    """Remove flows and their FTS rows (annotations go with the journal compaction)."""
+    """Remove flows and their search rows (annotations go with the journal compaction)."""
     fids = list(fids)
     if fids:
         bump_generation(conn)
+    pieces.remove(conn, fids)
     for i in range(0, len(fids), 500):
         chunk = fids[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", chunk)
         conn.execute(f"DELETE FROM flows WHERE fid IN ({marks})", chunk)
 
 
@@ -183,11 +198,6 @@ def get_annotations(conn: sqlite3.Connection, flow_id: str) -> FlowAnnotations |
         return None
     tags = [t for t in row[2].split(",") if t]
     return FlowAnnotations(bookmarked=bool(row[0]), marker=row[1], tags=tags, comment=row[3])
-
-
-def fts_phrase(text: str) -> str:
-    """An FTS5 phrase for a literal string (double quotes doubled, as FTS5 wants)."""
-    return '"' + text.replace('"', '""') + '"'
 
 
 def meta_get(conn: sqlite3.Connection, key: str, default: str = "") -> str:

@@ -1,8 +1,12 @@
-"""Turning a flow into what the file store writes: its JSONL line, index row and search text.
+"""Turning a flow into what the file store writes: its line, index row and search pieces.
 
-A stored line is ``{"v": FLOW_LINE_VERSION, ...LLMFlow.to_dict()}``. Lines written before the
-version field existed (and the reference's ``{"flow": {...}}`` wrapper) read back unchanged:
-``flow_from_json`` treats a missing ``"v"`` as version 0, whose layout is version 1's.
+A flow's full line is ``{"v": FLOW_LINE_VERSION, ...LLMFlow.to_dict()}`` (the JSONL export
+format). Format 2 of the store keeps that line in the content store (``content.py``, cut into
+chunks stored once) and writes to the segment only a reference line
+``{"v": REF_LINE_VERSION, "id": ..., "r": <recipe hex>}``. Segments of format 1 hold full lines
+and are read as they are. Lines written before the version field existed (and the reference's
+``{"flow": {...}}`` wrapper) read back unchanged: ``flow_from_json`` treats a missing ``"v"`` as
+version 0, whose layout is version 1's.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from typing import Any
 
 from flowbook.model import LLMFlow
 from flowbook.schema import FLOW_LINE_VERSION, summary_row
+from flowbook.store.pieces import FlowPieces, flow_pieces
 
 IMPORTED_AT = "imported_at"  # metadata.extra key set by import_jsonl
+REF_LINE_VERSION = 2  # a segment line that refers to its flow's line in the content store
 
 
 def _json_default(value: Any) -> Any:
@@ -42,6 +48,21 @@ def flow_line(flow: LLMFlow) -> bytes:
     return dumps_line({"v": FLOW_LINE_VERSION, **flow.to_dict()})
 
 
+def ref_line(flow_id: str, rh: bytes) -> bytes:
+    """The segment line of a flow whose full line is in the content store under ``rh``."""
+    return dumps_line({"v": REF_LINE_VERSION, "id": flow_id, "r": rh.hex()})
+
+
+def ref_of(d: Any) -> bytes | None:
+    """The recipe hash a decoded segment line refers to, or None for a full (format 1) line."""
+    if isinstance(d, dict) and d.get("v") == REF_LINE_VERSION and isinstance(d.get("r"), str):
+        try:
+            return bytes.fromhex(d["r"])
+        except ValueError:
+            return None
+    return None
+
+
 def search_texts(flow: LLMFlow) -> tuple[str, str]:
     """(request text, response text) indexed for ``request:``/``response:``/``content:``."""
     request = flow.request.plain_text()
@@ -53,27 +74,25 @@ def search_texts(flow: LLMFlow) -> tuple[str, str]:
 
 @dataclass
 class Record:
-    """A flow ready to store: its line, summary row, search texts and retention start."""
+    """A flow ready to store: its full line, summary row, search pieces and retention start."""
 
     id: str
-    line: bytes
+    line: bytes  # the full line (format 1), or the segment line when read back from one
     row: dict[str, Any]
-    request_text: str
-    response_text: str
+    pieces: FlowPieces
     retain_from: float
 
 
 def record_for(flow: LLMFlow, line: bytes | None = None) -> Record:
     """Everything the store needs from a flow (``line`` given when it is already on disk)."""
     row = summary_row(flow)
-    req, resp = search_texts(flow)
     # Retention counts from capture, or from the import for loaded flows: loading last month's
     # session file must not hand it straight to the next cleanup.
     imported = flow.metadata.extra.get(IMPORTED_AT)
     retain_from = float(imported) if isinstance(imported, int | float) else float(row["timestamp"])
     if line is None:
         line = flow_line(flow)
-    return Record(flow.id, line, row, req, resp, retain_from)
+    return Record(flow.id, line, row, flow_pieces(flow), retain_from)
 
 
 def parse_line(data: bytes) -> LLMFlow | None:

@@ -11,22 +11,34 @@ takes its rows out of the index. With an empty index this is a full rebuild.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
-from flowbook.store import index, journal
-from flowbook.store.records import parse_line, record_for
+from flowbook.model import LLMFlow
+from flowbook.store import index, journal, pieces
+from flowbook.store.records import record_for
 from flowbook.store.segments import ScanResult, list_segments, scan_lines
+
+# A segment line -> (its flow, its content recipe or None); raises ValueError when the line is
+# not a flow or its content is missing (the file store's ``_load_line``).
+LoadLine = Callable[[bytes], tuple[LLMFlow | None, bytes | None]]
 
 _BATCH = 2000
 
 
 def index_segment(
-    conn: sqlite3.Connection, root: Path, path: str, seg: int, start: int, report: list[str]
+    conn: sqlite3.Connection,
+    root: Path,
+    path: str,
+    seg: int,
+    start: int,
+    report: list[str],
+    load: LoadLine,
 ) -> int:
     """Index the complete lines of one segment from byte ``start``; return flows indexed."""
     result = ScanResult()
-    batch: list[tuple[list, str, str]] = []
-    count = corrupt = 0
+    batch: list[tuple[list, pieces.FlowPieces]] = []
+    count = corrupt = missing = 0
 
     def flush() -> None:
         conn.execute("BEGIN")
@@ -36,13 +48,19 @@ def index_segment(
         batch.clear()
 
     for line in scan_lines(root / path, start, result):
-        flow = parse_line(line.data) if line.data.strip() else None
+        if not line.data.strip():
+            continue
+        try:
+            flow, rh = load(line.data)
+        except LookupError:
+            missing += 1
+            continue
         if flow is None:
-            corrupt += bool(line.data.strip())
+            corrupt += 1
             continue
         rec = record_for(flow, line.data)
-        params = index.flow_params(seg, line.offset, line.length, rec.retain_from, rec.row)
-        batch.append((params, rec.request_text, rec.response_text))
+        params = index.flow_params(seg, line.offset, line.length, rec.retain_from, rh, rec.row)
+        batch.append((params, rec.pieces))
         count += 1
         if len(batch) >= _BATCH:
             flush()
@@ -53,6 +71,11 @@ def index_segment(
     )
     if corrupt:
         report.append(f"{path}: skipped {corrupt} corrupt line(s) that are not flowbook flows.")
+    if missing:
+        report.append(
+            f"{path}: skipped {missing} flow(s) whose content is missing from content.sqlite "
+            "(the content store was deleted or damaged)."
+        )
     if result.torn_bytes:
         report.append(
             f"{path}: skipped a torn last line ({result.torn_bytes} bytes at offset "
@@ -70,7 +93,7 @@ def drop_segment_rows(conn: sqlite3.Connection, seg: int) -> int:
     return len(fids)
 
 
-def reconcile(conn: sqlite3.Connection, root: Path, report: list[str]) -> int:
+def reconcile(conn: sqlite3.Connection, root: Path, report: list[str], load: LoadLine) -> int:
     """Index whatever the segments hold that the index lacks; return flows (re)indexed."""
     known = {
         path: (seg, indexed, scanned)
@@ -100,7 +123,7 @@ def reconcile(conn: sqlite3.Connection, root: Path, report: list[str]) -> int:
                 indexed = 0
         else:
             seg, indexed = index.segment_id(conn, path), 0
-        total += index_segment(conn, root, path, seg, indexed, report)
+        total += index_segment(conn, root, path, seg, indexed, report, load)
     replay_journal(conn, root)
     return total
 

@@ -28,6 +28,7 @@ from flowbook.model import (
     Usage,
 )
 from flowbook.store.file_store import FileStore
+from flowbook.store.records import flow_line
 
 
 def make_flow(i: int) -> LLMFlow:
@@ -54,6 +55,7 @@ CHILD = """
 import sys, time
 from flowbook.model import *
 from flowbook.store.file_store import FileStore
+from flowbook.store.records import flow_line
 {make_flow}
 store = FileStore(sys.argv[1])
 i = 0
@@ -143,3 +145,57 @@ def test_sigkill_keeps_flows_then_torn_line_and_bad_index_are_repaired(tmp_path:
         assert len(store) == n_complete
         assert store.get("kill-999999") is not None
     assert list(index_path.parent.glob("index.sqlite.corrupt-*"))
+
+
+AGENT_CHILD = """
+import sys
+from flowbook.store.file_store import FileStore
+from flowbook.store.records import flow_line
+from tests.unit.test_content_store import agent_flow
+store = FileStore(sys.argv[1])
+i = 0
+while True:
+    store.append(agent_flow(i % 25, session=f"k{i // 25}"))
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_sigkill_during_content_writes_leaves_no_dangling_reference(tmp_path: Path) -> None:
+    """Kill a writer of agent turns (deduplicated content, delta recipes) at several points."""
+    from tests.unit.test_content_store import agent_flow
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    acked_total: list[int] = []
+    for round_, stop_after in enumerate((7, 31, 58)):
+        data_dir = tmp_path / f"run{round_}"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", AGENT_CHILD, str(data_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        acked: list[int] = []
+        while len(acked) < stop_after:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            acked.append(int(line))
+        os.kill(proc.pid, signal.SIGKILL)  # mid-write of the next flow, most likely
+        proc.wait(timeout=10)
+        assert len(acked) == stop_after, proc.stderr.read() if proc.stderr else ""
+        acked_total += acked
+        with FileStore(data_dir) as store:
+            ids = store.ids()
+            for i in acked:  # every acknowledged flow, byte for byte
+                want = agent_flow(i % 25, session=f"k{i // 25}")
+                got = store.get(want.id)
+                assert got is not None and flow_line(got) == flow_line(want)
+            for flow_id in ids:  # and nothing the index lists refers to missing content
+                assert store.get(flow_id) is not None
+            assert len(ids) in (stop_after, stop_after + 1)
+            store.append(agent_flow(24, session="after"))
+        with FileStore(data_dir) as store:
+            assert store.recovery_report == []
+            assert store.get("after-turn-024") is not None
+    assert len(acked_total) == 96

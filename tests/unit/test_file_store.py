@@ -75,7 +75,8 @@ def test_append_get_roundtrip_and_summary_matches_summary_row(store: FileStore) 
         assert got is not None
         assert got.to_dict() == f.to_dict()
     assert store.get("nope") is None
-    expected = frame_from_rows([summary_row(f) for f in flows])
+    # Newest first: the order fb.flows() shows, so its default sort moves no data.
+    expected = frame_from_rows([summary_row(f) for f in reversed(flows)])
     pd.testing.assert_frame_equal(store.summary_frame(), expected)
 
 
@@ -108,7 +109,7 @@ def test_same_id_appended_again_latest_wins(store: FileStore) -> None:
 
 
 def test_size_rotation_creates_several_segments_all_readable(tmp_path: Path) -> None:
-    with FileStore(tmp_path, segment_max_bytes=4000) as s:
+    with FileStore(tmp_path, segment_max_bytes=400) as s:  # lines refer to content: ~80 B
         s.append_many([make_flow(i) for i in range(20)])
         segs = list((tmp_path / "flows" / "segments").rglob("*.jsonl"))
         assert len(segs) > 3
@@ -288,7 +289,8 @@ def test_summary_snapshot_is_used_and_never_stale(
 ) -> None:
     from flowbook.store import snapshot
 
-    monkeypatch.setattr(snapshot, "REFRESH_ROWS", 3)
+    monkeypatch.setattr(snapshot, "MIN_BASE_ROWS", 3)
+    monkeypatch.setattr(snapshot, "DELTA_ROWS", 2)
     now = time.time()
     flows = [make_flow(i, created=now - i * DAY) for i in range(6)]
     with FileStore(tmp_path) as s:
@@ -296,7 +298,8 @@ def test_summary_snapshot_is_used_and_never_stale(
         s.summary_frame()
         snap = tmp_path / "flows" / snapshot.SNAPSHOT
         assert snap.exists()
-        s.append_many(flows[4:])  # the tail comes from the index
+        s.append_many(flows[4:])  # the writer adds a delta file: the snapshot stays current
+        assert [p.name for p in snap.parent.glob("summary.*.arrow")] == ["summary.4.arrow"]
         s.set_annotations("flow-00001", FlowAnnotations(bookmarked=True, tags=["a"]))
         expected = frame_from_rows([summary_row(f) for f in flows])
         expected.loc[1, "bookmarked"] = True

@@ -1,0 +1,377 @@
+"""The content store: every stored line cut into chunks, each distinct chunk kept once, zstd.
+
+``<root>/content.sqlite`` holds three tables:
+
+* ``packs(pid, data, t, did)``: the chunks a write added, concatenated and zstd-compressed
+  together (one frame finds the repeats inside a flow: the parsed messages repeat the raw body),
+  with the dictionary ``did`` of ``dicts`` (0: none) once the store has trained one;
+* ``chunks(h, pid, off, len)``: where each distinct chunk (by ``chunking.digest``) lives;
+* ``recipes(rid, rh, base, depth, ops, t)``: how to rebuild a line: the chunk list of ``base``
+  (another recipe) with ranges copied from it and new chunks in between. An agent's turn N+1
+  repeats turn N's line with a few insertions, so its recipe is a handful of ranges and the new
+  chunks, not the full list (a full list would grow with the square of the session's length).
+  Chains are cut at ``MAX_DEPTH`` so rebuilding stays a few lookups.
+
+A segment line refers to its recipe by ``rh``. Writes commit here before the line is written,
+so a line never refers to content that is not stored; a kill in between leaves unreferenced
+content, which ``collect`` (run by retention) removes along with the content of expired flows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+import zstandard
+
+from flowbook.store import chunking
+from flowbook.store.recipes import decode_ops, diff_ops, encode_ops
+
+CONTENT_FILE = "content.sqlite"
+MAX_DEPTH = 40
+ZSTD_LEVEL = 3
+# (``recipes`` is a rowid table with a unique index on ``rh``: rows arrive in rowid order and
+# fill their pages, where a table keyed by a random hash leaves half of every page empty.)
+# A zstd dictionary trained on the first new chunks a store sees: packs are small (one write's
+# new bytes), and small inputs compress about twice as well with a dictionary of their kind.
+DICT_BYTES = 16 << 10
+DICT_SAMPLES_BYTES = 256 << 10
+GRACE_S = 600.0  # content younger than this is never collected: another process may be
+# about to write the line that refers to it
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS packs(
+    pid INTEGER PRIMARY KEY, data BLOB NOT NULL, t REAL NOT NULL, did INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dicts(did INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks(
+    h BLOB PRIMARY KEY, pid INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS recipes(
+    rid INTEGER PRIMARY KEY, rh BLOB UNIQUE NOT NULL, base BLOB, depth INTEGER NOT NULL,
+    ops BLOB NOT NULL, t REAL NOT NULL);
+"""
+
+
+class ContentMissing(LookupError):
+    """A recipe or chunk a line refers to is not in the content store."""
+
+
+class ContentStore:
+    """Chunks, packs and recipes in ``content.sqlite``. The caller serialises writes."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / CONTENT_FILE
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Both only act before the first table exists. Small pages: a pack is a few KB, and a
+        # row that does not fill a page wastes the rest; incremental vacuum lets collect()
+        # hand freed pages back to the disk.
+        self._conn.execute("PRAGMA page_size=1024")
+        self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the segment line that refers to it is written (and
+        # fsynced within half a second), so even a power cut leaves no line without content.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        # Chunk digests are random keys: lookups hit every part of the tree, so give it cache.
+        self._conn.execute("PRAGMA cache_size=-65536")
+        self._conn.executescript(SCHEMA)
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                p.chmod(0o600)
+        self._rconn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._rlock = threading.Lock()
+        self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._did = 0
+        self._samples: list[bytes] = []
+        self._sample_bytes = 0
+        self._dctx: dict[int, zstandard.ZstdDecompressor] = {0: zstandard.ZstdDecompressor()}
+        row = self._conn.execute("SELECT did, data FROM dicts ORDER BY did DESC").fetchone()
+        if row is not None:
+            self._use_dict(row[0], row[1])
+        # Recent recipes' full chunk lists (bases for the next writes, and reads of a chain).
+        self._lists: OrderedDict[bytes, list[bytes]] = OrderedDict()
+        self._depth: dict[bytes, int] = {}
+        # chunk digest -> the most recent recipe holding it: picks the base of a new recipe.
+        self._holder: OrderedDict[bytes, bytes] = OrderedDict()
+        self._packs: OrderedDict[int, bytes] = OrderedDict()  # decompressed, for reads
+
+    def _use_dict(self, did: int, data: bytes) -> None:
+        d = zstandard.ZstdCompressionDict(data)
+        self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=d)
+        self._did = did
+        self._samples = []
+
+    def _dctx_for(self, did: int) -> zstandard.ZstdDecompressor:
+        dctx = self._dctx.get(did)
+        if dctx is None:
+            row = self._rconn.execute("SELECT data FROM dicts WHERE did=?", (did,)).fetchone()
+            if row is None:
+                raise ContentMissing(f"compression dictionary {did} is not stored")
+            dctx = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(row[0]))
+            self._dctx[did] = dctx
+        return dctx
+
+    def _learn(self, fresh: Iterable[bytes]) -> None:
+        """Collect samples; train the store's dictionary once there are enough."""
+        for c in fresh:
+            self._samples.append(c)
+            self._sample_bytes += len(c)
+        if self._sample_bytes < DICT_SAMPLES_BYTES or len(self._samples) < 64:
+            return
+        try:
+            samples: list[bytes | bytearray | memoryview] = list(self._samples)
+            data = zstandard.train_dictionary(DICT_BYTES, samples).as_bytes()
+        except zstandard.ZstdError:
+            self._samples, self._sample_bytes = [], 0  # too uniform to learn from: try later
+            return
+        cur = self._conn.execute("INSERT INTO dicts(data) VALUES(?)", (data,))
+        assert cur.lastrowid is not None
+        self._use_dict(cur.lastrowid, data)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def put_many(self, lines: Iterable[bytes]) -> list[bytes]:
+        """Store lines (one transaction); return each one's recipe hash, in order."""
+        out = []
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            now = time.time()
+            for line in lines:
+                out.append(self._put(line, now))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            # What the cache learned may name content the rollback took back.
+            self._lists.clear()
+            self._holder.clear()
+            self._depth.clear()
+            if (
+                self._did
+                and not self._conn.execute(
+                    "SELECT 1 FROM dicts WHERE did=?", (self._did,)
+                ).fetchone()
+            ):
+                self._cctx, self._did = zstandard.ZstdCompressor(level=ZSTD_LEVEL), 0
+            raise
+        return out
+
+    def _put(self, line: bytes, now: float) -> bytes:
+        pieces = chunking.chunks(line)
+        digests = [chunking.digest(c) for c in pieces]
+        rh = hashlib.blake2b(b"".join(digests), digest_size=chunking.DIGEST_BYTES).digest()
+        if self._conn.execute("SELECT 1 FROM recipes WHERE rh=?", (rh,)).fetchone():
+            self._remember(rh, digests, self._depth.get(rh, 0))
+            return rh
+        known = self._known(digests)
+        fresh: dict[bytes, bytes] = {}
+        for d, c in zip(digests, pieces, strict=True):
+            if d not in known and d not in fresh:
+                fresh[d] = c
+        if fresh:
+            data = b"".join(fresh.values())
+            cur = self._conn.execute(
+                "INSERT INTO packs(data, t, did) VALUES(?, ?, ?)",
+                (self._cctx.compress(data), now, self._did),
+            )
+            if not self._did:
+                self._learn(fresh.values())
+            pid = cur.lastrowid
+            off = 0
+            rows = []
+            for d, c in fresh.items():
+                rows.append((d, pid, off, len(c)))
+                off += len(c)
+            self._conn.executemany("INSERT OR IGNORE INTO chunks VALUES(?, ?, ?, ?)", rows)
+        base = self._pick_base(digests)
+        ops: list[bytes | tuple[int, int]] = list(digests)
+        depth = 0
+        if base is not None:
+            delta = diff_ops(self._lists[base], digests)
+            # A copied range costs 9 bytes, a listed digest 17: keep the delta when it is
+            # clearly smaller than the full list (else a reader pays the chain for nothing).
+            copies = sum(1 for op in delta if not isinstance(op, bytes))
+            if 9 * copies + 17 * (len(delta) - copies) < 0.7 * 17 * len(digests):
+                ops, depth = delta, self._depth[base] + 1
+            else:
+                base = None
+        self._conn.execute(
+            "INSERT INTO recipes(rh, base, depth, ops, t) VALUES(?, ?, ?, ?, ?)",
+            (rh, base, depth, encode_ops(ops), now),
+        )
+        self._remember(rh, digests, depth)
+        return rh
+
+    def _known(self, digests: list[bytes]) -> set[bytes]:
+        known: set[bytes] = set()
+        uniq = list(dict.fromkeys(digests))
+        for i in range(0, len(uniq), 500):
+            part = uniq[i : i + 500]
+            q = f"SELECT h FROM chunks WHERE h IN ({','.join('?' * len(part))})"
+            known.update(r[0] for r in self._conn.execute(q, part))
+        return known
+
+    def _pick_base(self, digests: list[bytes]) -> bytes | None:
+        votes: dict[bytes, int] = {}
+        for d in digests:
+            rh = self._holder.get(d)
+            if rh is not None:
+                votes[rh] = votes.get(rh, 0) + 1
+        if not votes:
+            return None
+        best = max(votes, key=lambda r: votes[r])
+        if best not in self._lists or self._depth.get(best, MAX_DEPTH) >= MAX_DEPTH:
+            return None
+        return best
+
+    def _remember(self, rh: bytes, digests: list[bytes], depth: int) -> None:
+        self._lists[rh] = digests
+        self._lists.move_to_end(rh)
+        self._depth[rh] = depth
+        while len(self._lists) > 64:
+            old, _ = self._lists.popitem(last=False)
+            self._depth.pop(old, None)
+        for d in digests:
+            self._holder[d] = rh
+            self._holder.move_to_end(d)
+        while len(self._holder) > 200_000:
+            self._holder.popitem(last=False)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, rh: bytes) -> bytes:
+        """The line stored under recipe ``rh``; ContentMissing when any part is gone."""
+        with self._rlock:
+            digests = self._resolve(rh, 0)
+            return self._assemble(digests)
+
+    def _resolve(self, rh: bytes, hops: int) -> list[bytes]:
+        cached = self._lists.get(rh)
+        if cached is not None:
+            return cached
+        row = self._rconn.execute("SELECT base, ops FROM recipes WHERE rh=?", (rh,)).fetchone()
+        if row is None or hops > MAX_DEPTH + 1:
+            raise ContentMissing(f"recipe {rh.hex()} is not stored")
+        base = self._resolve(row[0], hops + 1) if row[0] is not None else []
+        out: list[bytes] = []
+        for op in decode_ops(row[1]):
+            if isinstance(op, bytes):
+                out.append(op)
+            else:
+                out += base[op[0] : op[0] + op[1]]
+        return out
+
+    def _assemble(self, digests: list[bytes]) -> bytes:
+        where: dict[bytes, tuple[int, int, int]] = {}
+        uniq = list(dict.fromkeys(digests))
+        for i in range(0, len(uniq), 500):
+            part = uniq[i : i + 500]
+            q = f"SELECT h, pid, off, len FROM chunks WHERE h IN ({','.join('?' * len(part))})"
+            for h, pid, off, length in self._rconn.execute(q, part):
+                where[h] = (pid, off, length)
+        out = []
+        for d in digests:
+            loc = where.get(d)
+            if loc is None:
+                raise ContentMissing(f"chunk {d.hex()} is not stored")
+            data = self._packs.get(loc[0])
+            if data is None:
+                row = self._rconn.execute("SELECT data, did FROM packs WHERE pid=?", (loc[0],))
+                blob = row.fetchone()
+                if blob is None:
+                    raise ContentMissing(f"pack {loc[0]} is not stored")
+                data = self._packs[loc[0]] = self._dctx_for(blob[1]).decompress(blob[0])
+                while len(self._packs) > 64:
+                    self._packs.popitem(last=False)
+            else:
+                self._packs.move_to_end(loc[0])
+            out.append(data[loc[1] : loc[1] + loc[2]])
+        return b"".join(out)
+
+    # -- collecting ------------------------------------------------------------------------
+
+    def collect(self, live: Iterable[bytes], now: float | None = None) -> dict[str, int]:
+        """Delete recipes, chunks and packs no live recipe needs (older than ``GRACE_S``).
+
+        ``live`` are the recipe hashes the stored lines refer to. Their bases are live too.
+        A pack goes when none of its chunks is needed; a pack with some needed chunks stays
+        whole (its unneeded chunks' rows go, so new writes store those bytes afresh).
+        """
+        cutoff = (time.time() if now is None else now) - GRACE_S
+        live = set(live)
+        with self._rlock:
+            self._lists.clear()
+            self._holder.clear()
+            self._depth.clear()
+            self._packs.clear()
+        conn = self._conn
+        recipes = {rh: (base, ops, t) for rh, base, ops, t in conn.execute(
+            "SELECT rh, base, ops, t FROM recipes")}  # fmt: skip
+        keep: set[bytes] = set()
+        stack = [rh for rh in live if rh in recipes]
+        stack += [rh for rh, (_, _, t) in recipes.items() if t >= cutoff]
+        while stack:
+            rh = stack.pop()
+            if rh in keep:
+                continue
+            keep.add(rh)
+            base = recipes[rh][0]
+            if base is not None and base in recipes:
+                stack.append(base)
+        # The chunks live lines use: their resolved lists (a base's own new chunks are not
+        # needed just because a live recipe is a delta of it).
+        is_base = {base for base, _, _ in recipes.values() if base is not None}
+        memo: dict[bytes, list[bytes]] = {}
+
+        def resolved(rh: bytes) -> list[bytes]:
+            got = memo.get(rh)
+            if got is not None:
+                return got
+            base, ops, _ = recipes[rh]
+            base_list = resolved(base) if base is not None and base in recipes else []
+            out: list[bytes] = []
+            for op in decode_ops(ops):
+                out += [op] if isinstance(op, bytes) else base_list[op[0] : op[0] + op[1]]
+            if rh in is_base:
+                memo[rh] = out
+            return out
+
+        needed: set[bytes] = set()
+        for rh in live | {rh for rh, (_, _, t) in recipes.items() if t >= cutoff}:
+            if rh in recipes:
+                needed.update(resolved(rh))
+        dead_recipes = [rh for rh in recipes if rh not in keep]
+        young = {r[0] for r in conn.execute("SELECT pid FROM packs WHERE t >= ?", (cutoff,))}
+        dead_chunks = []
+        live_packs: set[int] = set(young)
+        for h, pid in conn.execute("SELECT h, pid FROM chunks"):
+            if h in needed:
+                live_packs.add(pid)
+            elif pid not in young:
+                dead_chunks.append(h)
+        dead_packs = [r[0] for r in conn.execute("SELECT pid FROM packs") if r[0] not in live_packs]
+        conn.execute("BEGIN")
+        conn.executemany("DELETE FROM recipes WHERE rh=?", [(r,) for r in dead_recipes])
+        conn.executemany("DELETE FROM chunks WHERE h=?", [(h,) for h in dead_chunks])
+        conn.executemany("DELETE FROM packs WHERE pid=?", [(p,) for p in dead_packs])
+        conn.execute("COMMIT")
+        if dead_packs:
+            conn.execute("PRAGMA incremental_vacuum")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"recipes": len(dead_recipes), "chunks": len(dead_chunks), "packs": len(dead_packs)}
+
+    def size(self) -> int:
+        """Bytes of the content files on disk."""
+        return sum(
+            p.stat().st_size for p in (Path(str(self.path) + s) for s in ("", "-wal")) if p.exists()
+        )
+
+    def close(self) -> None:
+        with self._rlock:
+            self._rconn.close()
+            self._conn.close()

@@ -1,0 +1,69 @@
+"""Recipes: how a stored line is rebuilt from chunk digests, as a delta of another recipe.
+
+A recipe is a list of ops: a new chunk (its digest) or a range copied from the base recipe's
+resolved chunk list. Encoded as ``0 + digest`` or ``1 + start + count`` (little-endian u32),
+then zstd-compressed.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import zstandard
+
+from flowbook.store import chunking
+
+ZSTD_LEVEL = 3
+_NEW, _COPY = 0, 1
+_COPY_FMT = struct.Struct("<BII")
+
+
+def encode_ops(ops: list[bytes | tuple[int, int]]) -> bytes:
+    """Binary recipe: ``0 + digest`` for a new chunk, ``1 + start + count`` for a copied range."""
+    out = bytearray()
+    for op in ops:
+        if isinstance(op, bytes):
+            out.append(_NEW)
+            out += op
+        else:
+            out += _COPY_FMT.pack(_COPY, op[0], op[1])
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(bytes(out))
+
+
+def decode_ops(blob: bytes) -> list[bytes | tuple[int, int]]:
+    data = zstandard.ZstdDecompressor().decompress(blob)
+    ops: list[bytes | tuple[int, int]] = []
+    i, n, d = 0, len(data), chunking.DIGEST_BYTES
+    while i < n:
+        if data[i] == _NEW:
+            ops.append(data[i + 1 : i + 1 + d])
+            i += 1 + d
+        else:
+            _, start, count = _COPY_FMT.unpack_from(data, i)
+            ops.append((start, count))
+            i += _COPY_FMT.size
+    return ops
+
+
+def diff_ops(base: list[bytes], new: list[bytes]) -> list[bytes | tuple[int, int]]:
+    """``new`` as ranges of ``base`` (runs of two or more chunks) and single new digests."""
+    where: dict[bytes, list[int]] = {}
+    for i, h in enumerate(base):
+        where.setdefault(h, []).append(i)
+    ops: list[bytes | tuple[int, int]] = []
+    i, n = 0, len(new)
+    while i < n:
+        best_start, best_len = -1, 0
+        for start in where.get(new[i], ())[:8]:
+            k = 1
+            while i + k < n and start + k < len(base) and base[start + k] == new[i + k]:
+                k += 1
+            if k > best_len:
+                best_start, best_len = start, k
+        if best_len >= 2:
+            ops.append((best_start, best_len))
+            i += best_len
+        else:
+            ops.append(new[i])
+            i += 1
+    return ops

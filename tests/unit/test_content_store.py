@@ -1,0 +1,244 @@
+"""The content store and format 2 of the file store: chunks stored once, delta recipes, search
+over distinct pieces, retention that keeps shared content, and the previous format's data dir."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from flowbook.model import (
+    FlowMetadata,
+    FlowState,
+    FlowTimestamps,
+    LLMFlow,
+    LLMRequest,
+    LLMResponse,
+    Message,
+    Part,
+    StreamEvent,
+    Tool,
+    Usage,
+)
+from flowbook.store import chunking, content
+from flowbook.store.file_store import FileStore
+from flowbook.store.records import flow_line
+
+FIXTURE_V1 = Path(__file__).resolve().parents[1] / "fixtures" / "datadir-v1"
+SYSTEM = "You are a careful coding agent. Keep changes small and run the tests. " + " ".join(
+    f"Rule {i}: edit file {i * 7} only after reading it, then run test {i * 13}."
+    for i in range(110)
+)
+T0 = 1_700_000_000.0
+
+
+def agent_flow(turn: int, t: float = T0, session: str = "s") -> LLMFlow:
+    """Turn ``turn`` of an agent session: the whole history resent, plus one new message."""
+    msgs: list[Message] = []
+    for k in range(turn + 1):
+        msgs.append(
+            Message(
+                "user", [Part("text", text=f"{session} turn {k}: please look at file_{k}.py " * 8)]
+            )
+        )
+        if k < turn:
+            msgs.append(Message("assistant", [Part("text", text=f"{session} done with step {k}.")]))
+    tools = [
+        Tool(f"tool_{i}", f"Tool {i} reads and edits files. " * 4, {"type": "object"})
+        for i in range(20)
+    ]
+    body = json.dumps(
+        {"model": "claude-sonnet-4-5", "system": SYSTEM, "messages": [m.to_dict() for m in msgs],
+         "tools": [t.to_dict() for t in tools]}, separators=(",", ":")
+    ).encode()  # fmt: skip
+    sse = b"".join(
+        b"event: content_block_delta\ndata: "
+        b'{"type":"content_block_delta","delta":{"text":"%s"}}\n\n' % w.encode()
+        for w in f"{session} done with step {turn}.".split()
+    )
+    return LLMFlow(
+        id=f"{session}-turn-{turn:03d}",
+        state=FlowState.COMPLETED,
+        request=LLMRequest(
+            url="https://api.anthropic.com/v1/messages", host="api.anthropic.com",
+            path="/v1/messages", headers={"content-length": str(len(body))}, body=body,
+            model="claude-sonnet-4-5", messages=msgs, system=SYSTEM, tools=tools, stream=True,
+        ),
+        response=LLMResponse(
+            status_code=200, body=sse, text=f"{session} done with step {turn}.",
+            usage=Usage(input=1000 + turn, output=7, source="reported"),
+            events=[StreamEvent(t + 0.1 + k / 7, "delta", {"k": k}) for k in range(3)],
+        ),
+        metadata=FlowMetadata(provider="anthropic", api="messages"),
+        timestamps=FlowTimestamps(created=t + turn, completed=t + turn + 0.5),
+    )  # fmt: skip
+
+
+def packed_count(fs: FileStore, needle: bytes) -> int:
+    """How many times ``needle`` occurs in the stored (decompressed) packs."""
+    rows = sqlite3.connect(fs.content.path).execute("SELECT data, did FROM packs").fetchall()
+    return sum(fs.content._dctx_for(did).decompress(blob).count(needle) for blob, did in rows)
+
+
+def test_chunks_rebuild_the_bytes_and_cut_alike_after_an_insertion() -> None:
+    data = json.dumps([f"line {i} of some text" for i in range(5000)]).encode()
+    cuts = chunking.chunks(data)
+    assert b"".join(cuts) == data
+    assert all(len(c) <= chunking.MAX_CHUNK for c in cuts)
+    shifted = b'{"id":"another flow"}' + data[:30000] + b"NEW" + data[30000:]
+    again = chunking.chunks(shifted)
+    assert b"".join(again) == shifted
+    shared = set(cuts) & set(again)
+    assert sum(map(len, shared)) > 0.9 * len(data)
+
+
+def test_delta_recipes_round_trip(tmp_path: Path) -> None:
+    store = content.ContentStore(tmp_path)
+    lines = [flow_line(agent_flow(i)) for i in range(12)]
+    rhs = store.put_many(lines)
+    assert len(set(rhs)) == 12
+    depths = [r[0] for r in store._conn.execute("SELECT depth FROM recipes")]
+    assert max(depths) >= 3  # later turns are deltas of earlier ones
+    store.close()
+    again = content.ContentStore(tmp_path)  # nothing cached: rebuilt from the database
+    assert [again.get(rh) for rh in rhs] == lines
+    stored = again._conn.execute("SELECT sum(len) FROM chunks").fetchone()[0]
+    assert stored < sum(map(len, lines)) / 2
+    again.close()
+
+
+def test_agent_session_stores_the_system_prompt_once_and_search_maps_back(tmp_path: Path) -> None:
+    flows = [agent_flow(i) for i in range(10)]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows[:4])
+        for f in flows[4:]:
+            fs.append(f)
+    with FileStore(tmp_path) as fs:
+        for f in flows:
+            assert flow_line(fs.get(f.id)) == flow_line(f)  # type: ignore[arg-type]
+        idx = sqlite3.connect(fs.index_path)
+        texts = [r[0] for r in idx.execute("SELECT pid FROM pieces")]
+        n_system = len(fs.ids_matching_text("request", "Keep changes small and run"))
+        assert n_system == 10
+        hits = fs.ids_matching_text("content", "s turn 3: please look at file_3.py")
+        assert hits == {f.id for f in flows[3:]}
+        assert fs.ids_matching_text("response", "done with step 7.") == {"s-turn-007"}
+        assert fs.ids_matching_text("request", "done with step 7.") == {f.id for f in flows[8:]}
+        assert fs.ids_matching_text("content", "t8") == set()  # short: scans the pieces
+        assert fs.ids_matching_text("request", "e_9") == {"s-turn-009"}
+        # One piece per distinct text: the system prompt is indexed once, not ten times.
+        assert len(texts) < 40
+        holding = packed_count(fs, SYSTEM[2000:2060].encode())
+        assert 1 <= holding <= 4  # raw body and parsed copy, not once per turn
+
+
+def test_retention_keeps_content_a_newer_flow_shares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(content, "GRACE_S", 0.0)
+    now = T0 + 30 * 86400
+    old = [agent_flow(i, t=T0) for i in range(5)]  # expired
+    new = [agent_flow(i, t=now - 100) for i in range(5, 8)]  # same session, recent
+    other = agent_flow(0, t=T0, session="zz-gone")
+    with FileStore(tmp_path) as fs:
+        fs.append_many([*old, other])
+        fs.append_many(new)
+        before = fs.content.size()
+        assert fs.ids_matching_text("content", "s turn 2: please") == {f.id for f in old[2:] + new}
+        assert fs.apply_retention(7, now=now) == 6
+        assert set(fs.ids()) == {f.id for f in new}
+        for f in new:
+            assert flow_line(fs.get(f.id)) == flow_line(f)  # type: ignore[arg-type]
+        # Messages the removed turns introduced are still found in the flows that carry them.
+        assert fs.ids_matching_text("content", "s turn 2: please") == {f.id for f in new}
+        assert fs.ids_matching_text("content", "zz-gone turn 0") == set()
+        assert fs.ids_matching_text("request", "Keep changes small") == {f.id for f in new}
+        # The other session's content went; the expired turns' recipes stay as long as the
+        # kept turns are deltas of them.
+        assert packed_count(fs, b"zz-gone turn 0") == 0
+        assert packed_count(fs, b"s turn 2: please") >= 1
+    with FileStore(tmp_path) as fs:  # and after a reopen (no caches)
+        for f in new:
+            assert flow_line(fs.get(f.id)) == flow_line(f)  # type: ignore[arg-type]
+        assert fs.content.size() <= before
+
+
+def test_content_without_a_line_is_harmless_and_collected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between the content commit and the segment write leaves only unused content."""
+    monkeypatch.setattr(content, "GRACE_S", 0.0)
+    with FileStore(tmp_path) as fs:
+        fs.append(agent_flow(0))
+        fs.content.put_many([flow_line(agent_flow(1, session="orphan"))])  # line never written
+    with FileStore(tmp_path) as fs:
+        assert fs.ids() == ["s-turn-000"] and fs.recovery_report == []
+        fs.apply_retention(7, now=T0 + 1)  # nothing expired: nothing collected
+        assert len(fs) == 1
+        fs.remove([])
+        fs.append(agent_flow(1))
+        fs.remove(["s-turn-001"])  # a removal collects what no line refers to
+        n = sqlite3.connect(fs.content.path).execute("SELECT count(*) FROM recipes").fetchone()
+        assert n[0] == 1
+        assert flow_line(fs.get("s-turn-000")) == flow_line(agent_flow(0))  # type: ignore[arg-type]
+
+
+def test_missing_content_is_reported_not_fatal(tmp_path: Path) -> None:
+    with FileStore(tmp_path) as fs:
+        fs.append(agent_flow(0))
+        index_path = fs.index_path
+    (tmp_path / "flows" / content.CONTENT_FILE).unlink()
+    index_path.unlink()
+    with FileStore(tmp_path) as fs:
+        assert len(fs) == 0
+        assert "content is missing" in " ".join(fs.recovery_report)
+
+
+def test_a_data_dir_of_the_previous_format_opens_without_loss(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURE_V1 / "data", tmp_path / "data")
+    expected = [json.loads(x) for x in (FIXTURE_V1 / "v1-expected.jsonl").read_text().splitlines()]
+    with FileStore(tmp_path / "data") as fs:
+        assert "older format" in " ".join(fs.recovery_report)
+        assert sorted(fs.ids()) == sorted(d["id"] for d in expected)
+        for d in expected:
+            got = fs.get(d["id"])
+            assert got is not None
+            if d["id"] == "v1-002":
+                assert got.annotations.bookmarked and got.annotations.tags == ["keep", "zebra"]
+                assert got.annotations.comment == "look"
+                got.annotations = LLMFlow.from_dict(d).annotations
+            assert got.to_dict() == d
+        assert fs.get("v1-binary").response.body == bytes(range(256))  # type: ignore[union-attr]
+        assert fs.ids_matching_text("content", "question 4 about zebras") == {
+            "v1-004", "v1-005", "v1-binary"
+        }  # fmt: skip
+        frame = fs.summary_frame()
+        assert bool(frame.set_index("id").loc["v1-002", "bookmarked"])
+        fs.append(agent_flow(0))  # new flows go in the new format beside the old segments
+    with FileStore(tmp_path / "data") as fs:
+        assert fs.recovery_report == []
+        assert len(fs) == len(expected) + 1
+        assert fs.get("v1-003") is not None and fs.get("s-turn-000") is not None
+
+
+def test_piece_texts_compressed_with_a_trained_dictionary_stay_searchable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowbook.store import pieces
+
+    monkeypatch.setattr(pieces, "_DICT_SAMPLES", 4000)
+    monkeypatch.setattr(pieces, "_DICT_MIN_SAMPLES", 8)
+    flows = [agent_flow(i, session=f"d{i}") for i in range(12)]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows[:6])
+        fs.append_many(flows[6:])
+        idx = sqlite3.connect(fs.index_path)
+        assert idx.execute("SELECT count(*) FROM pdicts").fetchone()[0] == 1
+        assert fs.ids_matching_text("content", "d11 turn 5: please") == {"d11-turn-011"}
+        fs.remove(["d11-turn-011"])  # FTS delete needs the text back through the dictionary
+        assert fs.ids_matching_text("content", "d11 turn 5: please") == set()
+    with FileStore(tmp_path) as fs:  # a new process-like reader
+        assert fs.ids_matching_text("content", "d10 turn 10: please") == {"d10-turn-010"}
