@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -23,6 +24,13 @@ from flowbook.model import ErrorType, FlowState, LLMFlow
 from tests.unit.test_recorder import ListSink, fake_stream
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+def _run(coro: Any) -> Any:
+    """Run one async hook to completion on a loop of its own, in a thread of its own: the
+    browser tests' session-wide Playwright keeps an event loop running on the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture
@@ -59,7 +67,7 @@ def recorded(a: FlowbookAddon, sink: ListSink, f: http.HTTPFlow) -> LLMFlow:
 def test_a_request_that_is_no_llm_call_is_left_alone(addon: Any) -> None:
     a, sink = addon
     f = llm_flow("/some/other/api", b'{"hello": "world"}')
-    asyncio.run(a.request(f))
+    _run(a.request(f))
     assert META_KEY not in f.metadata
     respond(f, 200, "text/event-stream")
     a.responseheaders(f)
@@ -72,7 +80,7 @@ def test_client_hangup_reported_before_the_tee_sees_the_end_is_completed(addon: 
     a, sink = addon
     s = fake_stream("openai_chat")
     f = llm_flow("/v1/chat/completions", s.view.body)
-    asyncio.run(a.request(f))
+    _run(a.request(f))
     respond(f, 200, s.headers["content-type"])
     a.responseheaders(f)
     assert f.response is not None
@@ -93,7 +101,7 @@ def test_client_hangup_in_the_middle_of_a_stream_is_cancelled(addon: Any) -> Non
     a, sink = addon
     s = fake_stream("openai_chat")
     f = llm_flow("/v1/chat/completions", s.view.body)
-    asyncio.run(a.request(f))
+    _run(a.request(f))
     respond(f, 200, s.headers["content-type"])
     a.responseheaders(f)
     assert f.response is not None and isinstance(f.response.stream, StreamTee)
@@ -110,7 +118,7 @@ def test_a_buffered_call_goes_through_request_and_response(addon: Any) -> None:
     a, sink = addon
     body = dict(CHAT, stream=False)
     f = llm_flow("/v1/chat/completions", json.dumps(body).encode())
-    asyncio.run(a.request(f))
+    _run(a.request(f))
     answer = {
         "id": "c1",
         "model": "gpt-4o",
@@ -120,7 +128,7 @@ def test_a_buffered_call_goes_through_request_and_response(addon: Any) -> None:
     respond(f, 200, "application/json", json.dumps(answer).encode())
     a.responseheaders(f)
     assert f.response is not None and not f.response.stream
-    asyncio.run(a.response(f))
+    _run(a.response(f))
     flow = recorded(a, sink, f)
     assert flow.state == FlowState.COMPLETED
     assert flow.response is not None and flow.response.text == "hello"
@@ -140,11 +148,11 @@ def test_a_malformed_request_to_a_known_path_is_a_flow(
 ) -> None:
     a, sink = addon
     f = llm_flow("/v1/chat/completions", body)
-    asyncio.run(a.request(f))
+    _run(a.request(f))
     assert META_KEY in f.metadata
     respond(f, 400, "application/json", b'{"error": {"message": "bad request body"}}')
     a.responseheaders(f)
-    asyncio.run(a.response(f))
+    _run(a.response(f))
     flow = recorded(a, sink, f)
     assert flow.state == FlowState.ERROR
     assert flow.request is not None and flow.request.body == body
@@ -160,17 +168,17 @@ def test_a_path_that_carried_a_call_is_known_for_its_malformed_requests(addon: A
     good = {"model": "claude-x", "max_tokens": 5, "system": "s", "messages": [{"role": "user",
             "content": "hi"}]}  # fmt: skip
     first = llm_flow("/custom/llm", json.dumps(good).encode())
-    asyncio.run(a.request(first))
+    _run(a.request(first))
     assert META_KEY in first.metadata
     other_port = llm_flow("/custom/llm", b"{oops")
     other_port.request.port = 9999
-    asyncio.run(a.request(other_port))
+    _run(a.request(other_port))
     assert META_KEY not in other_port.metadata  # another server: nothing is known of it
     bad = llm_flow("/custom/llm", b"{oops")
-    asyncio.run(a.request(bad))
+    _run(a.request(bad))
     respond(bad, 400, "application/json", b'{"type": "error"}')
     a.responseheaders(bad)
-    asyncio.run(a.response(bad))
+    _run(a.response(bad))
     flow = recorded(a, sink, bad)
     assert flow.metadata.provider == "anthropic"
     assert flow.error is not None and "not valid JSON" in flow.error.message
