@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 
@@ -32,49 +33,34 @@ def _escape_nonprintable(ch: str, short: str, long: str) -> str:
     return short.format(cp) if cp <= 0xFFFF else long.format(cp)
 
 
-def go(s: str) -> str:
-    """A Go interpreted string literal (Go source is UTF-8; a BOM or control character inside
-    would not compile, so those are escaped)."""
+_C_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _c_like(s: str, other: Callable[[str], str]) -> str:
+    """A double-quoted literal with C-style escapes; ``other`` escapes a non-printable
+    character or a BOM (the one place Go and Rust differ)."""
     out = ['"']
     for ch in s:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
+        esc = _C_ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
         elif not ch.isprintable() or ch == "\ufeff":
-            out.append(_escape_nonprintable(ch, "\\u{:04x}", "\\U{:08x}"))
+            out.append(other(ch))
         else:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def go(s: str) -> str:
+    """A Go interpreted string literal (Go source is UTF-8; a BOM or control character inside
+    would not compile, so those are escaped)."""
+    return _c_like(s, lambda ch: _escape_nonprintable(ch, "\\u{:04x}", "\\U{:08x}"))
 
 
 def rust(s: str) -> str:
     """A Rust string literal (escaped, because raw strings reject a bare carriage return)."""
-    out = ['"']
-    for ch in s:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif not ch.isprintable() or ch == "\ufeff":
-            out.append(f"\\u{{{ord(ch):x}}}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return _c_like(s, lambda ch: f"\\u{{{ord(ch):x}}}")
 
 
 def py_value(value: Any, indent: int = 0) -> str:
