@@ -290,7 +290,7 @@ def _sessions() -> Any:
     def parts() -> Any:
         ws = _ws()
         # Let the recorder apply what was captured up to the call, as fb.flows() does.
-        ws.runtime.recorder.wait_idle(5.0)
+        ws.runtime.settle(5.0)
         return ws.store, ws.sessions
 
     return Sessions(parts)
@@ -304,7 +304,7 @@ def related(flow_id: str) -> pd.DataFrame:
     from flowbook.grouping.related import related as _related
 
     ws = _ws()
-    ws.runtime.recorder.wait_idle(5.0)
+    ws.runtime.settle(5.0)
     return _related(ws.store, ws.sessions, flow_id)
 
 

@@ -122,6 +122,7 @@ class AttachedWorkspace(Workspace):
         port: int | None = None,
         host: str | None = None,
         mode: str | list[str] = "regular",
+        own_process: bool = False,
         **options: Any,
     ) -> Monitor:
         """Idempotent, as in-kernel: the capture already runs; its monitor is returned."""

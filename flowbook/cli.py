@@ -160,7 +160,9 @@ def _capture(args: argparse.Namespace) -> int:
     from flowbook.workspace import current
 
     ws = current(args.data_dir)
-    mon = ws.start(args.port, args.host, args.mode or "regular", **_mitm_options(args.set))
+    mon = ws.start(
+        args.port, args.host, args.mode or "regular", own_process=True, **_mitm_options(args.set)
+    )
     server = ControlServer(
         ws, write_token(ws.data_dir), lease_s=args.lease or DEFAULT_LEASE_S
     ).start()

@@ -576,9 +576,15 @@ def rules_from_config(entries: list[dict[str, Any]] | None) -> RedactionRules:
                                check=None, before=None)  # fmt: skip
             rules.rules[i] = replace(r, **changes)
         else:
-            rules.rules.append(RedactionRule(e["name"], re.compile(e["pattern"]),
-                                             group=int(e.get("group", 0)),
-                                             replacement=e.get("replacement"), enabled=enabled))
+            rules.rules.append(
+                RedactionRule(
+                    e["name"],
+                    re.compile(e["pattern"]),
+                    group=int(e.get("group", 0)),
+                    replacement=e.get("replacement"),
+                    enabled=enabled,
+                )
+            )
     return rules
 
 

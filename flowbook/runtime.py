@@ -36,13 +36,22 @@ class Runtime:
         return self.monitor is not None and self.monitor.running
 
     def start(
-        self, *, port: int, host: str, mode: str | list[str], options: dict[str, Any]
+        self,
+        *,
+        port: int,
+        host: str,
+        mode: str | list[str],
+        options: dict[str, Any],
+        own_process: bool = False,
     ) -> Monitor:
-        """Start mitmproxy in a background thread (idempotent: returns the running monitor)."""
+        """Start mitmproxy in a background thread, or with ``own_process`` in a child process
+        of its own (:mod:`flowbook.capture.worker`; its event loop then never waits for this
+        process's GIL). Idempotent: returns the running monitor."""
         from flowbook.capture.addon import FlowbookAddon
         from flowbook.capture.intercept_host import RecorderInterceptHost
         from flowbook.capture.monitor import Monitor, private_dir
         from flowbook.capture.proxy import ProxyThread, normalise_modes
+        from flowbook.capture.proxy_process import ProxyProcess
 
         if self.monitor is not None and self.monitor.running:
             return self.monitor
@@ -65,7 +74,11 @@ class Runtime:
         }
         opts.update(options)
         addon = FlowbookAddon(self.recorder, self.interceptor, RecorderInterceptHost(self.recorder))
-        proxy = ProxyThread(addon, opts)
+        proxy: ProxyThread | ProxyProcess
+        if own_process:
+            proxy = ProxyProcess(addon, opts, self.recorder, self.interceptor)
+        else:
+            proxy = ProxyThread(addon, opts)
         proxy.start()
         if proxy.loop is not None:
             self.interceptor.attach_loop(proxy.loop)
@@ -87,9 +100,15 @@ class Runtime:
             self.proxy = None
         self.wait_idle()
 
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until everything the proxy saw so far has been applied by the recorder."""
+        sync = getattr(self.proxy, "sync", None)  # a proxy process: its last batch first
+        ok = sync(timeout) if sync is not None else True
+        return self.recorder.wait_idle(timeout) and ok
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every captured byte has been parsed into the store and written to disk."""
-        ok = self.recorder.wait_idle(timeout)
+        ok = self.settle(timeout)
         return self.store.wait_idle(timeout) and ok
 
     def close(self) -> None:

@@ -108,6 +108,7 @@ class Setting:
         if not isinstance(v, list | tuple):
             raise ConfigError(f"{self.name} must be a list, not {value!r}")
         return self.check(list(v)) if self.check is not None else list(v)
+
     def _coerce_dict(self, value: Any) -> Any:
         v = value
         if isinstance(v, str):  # from an env var
@@ -142,6 +143,7 @@ def _check_redaction_rules(value: list[Any]) -> list[Any]:
         return check_rule_dicts(value)
     except ValueError as e:
         raise ConfigError(f"redaction_rules: {e}") from None
+
 
 _BOOL_WORDS = {
     "1": True,

@@ -107,9 +107,13 @@ class Workspace:
         port: int | None = None,
         host: str | None = None,
         mode: str | list[str] = "regular",
+        own_process: bool = False,
         **options: Any,
     ) -> Monitor:
         """Start the proxy (``port``/``host`` default to the listen_port/listen_host settings).
+
+        ``own_process``: run mitmproxy in a child process of its own (``flowbook capture`` does),
+        so parsing and storing flows here never holds its event loop back.
 
         With the intercept_enabled setting on and no breakpoint set, every LLM flow pauses.
         """
@@ -119,6 +123,7 @@ class Workspace:
             host=cfg.listen_host if host is None else host,
             mode=mode,
             options=options,
+            own_process=own_process,
         )
         if cfg.intercept_enabled and self.intercept.breakpoint is None:
             self.intercept.enable(
@@ -172,7 +177,7 @@ class Workspace:
         include_history: bool = False,
     ) -> pd.DataFrame:
         """``fb.flows()``: the store's query, after the recorder has applied what it was sent."""
-        self.runtime.recorder.wait_idle(SETTLE_TIMEOUT_S)
+        self.runtime.settle(SETTLE_TIMEOUT_S)
         return self.store.query(
             filter,
             sort_by=sort_by,
@@ -184,7 +189,7 @@ class Workspace:
 
     def get_flow(self, flow_id: str) -> LLMFlow | None:
         """``fb.get_flow()``: the store's flow, after the recorder has applied what it was sent."""
-        self.runtime.recorder.wait_idle(SETTLE_TIMEOUT_S)
+        self.runtime.settle(SETTLE_TIMEOUT_S)
         return self.store.get(flow_id)
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from mitmproxy import http
 
 from flowbook.capture.detection import CallDetector
 from flowbook.capture.recorder import FlowRecorder
-from flowbook.providers.base import RequestView
+from flowbook.providers.base import Detection, Provider, RequestView
 
 if TYPE_CHECKING:
     from flowbook.intercept import InterceptController
@@ -52,6 +52,11 @@ class StreamTee:
         if not self.ended:
             self.ended = True
             self.recorder.response_end(self.flow_id, t, None)
+
+
+def flow_id_of(flow: http.HTTPFlow) -> str:
+    """The id flowbook gives a mitmproxy flow (the same in every process that sees it)."""
+    return flow.id.replace("-", "")[:16]
 
 
 def request_view(flow: http.HTTPFlow) -> RequestView:
@@ -114,10 +119,22 @@ class FlowbookAddon:
         if found is None:
             return
         provider, detection = found
-        flow_id = flow.id.replace("-", "")[:16]
-        flow.metadata[META_KEY] = flow_id
         client = flow.client_conn.peername
         client_addr = f"{client[0]}:{client[1]}" if client else None
+        await self.record_request(flow, view, provider, detection, created, client_addr)
+
+    async def record_request(
+        self,
+        flow: http.HTTPFlow,
+        view: RequestView,
+        provider: Provider,
+        detection: Detection,
+        created: float,
+        client_addr: str | None,
+    ) -> None:
+        """Record a detected LLM request (and pause it when interception asks to)."""
+        flow_id = flow_id_of(flow)
+        flow.metadata[META_KEY] = flow_id
         ic = self.interceptor
         if ic is not None and ic.active():
             llm = self.recorder.begin(

@@ -88,7 +88,7 @@ class Calls:
         return None if flow is None else flow.to_dict()
 
     def m_get_many(self, ids: list[str]) -> list[dict[str, Any]]:
-        self.ws.runtime.recorder.wait_idle(SETTLE_TIMEOUT_S)
+        self.ws.runtime.settle(SETTLE_TIMEOUT_S)
         return [f.to_dict() for f in self.ws.store.get_flows(ids)]
 
     def m_ids(self, include_history: bool = False) -> list[str]:

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 from mitmproxy.proxy import mode_specs
 
 from flowbook.capture.client_env import CA_BUNDLE, CA_CERT, ca_bundle
-from flowbook.capture.proxy import ProxyThread
 
 if TYPE_CHECKING:
     import httpx
 
+    from flowbook.capture.proxy import ProxyThread
+    from flowbook.capture.proxy_process import ProxyProcess
     from flowbook.capture.runner import RunResult
 
 __all__ = ["CA_BUNDLE", "CA_CERT", "ModeInfo", "Monitor", "ca_bundle", "private_dir"]
@@ -41,7 +42,12 @@ class Monitor:
     """A running proxy. Create with ``fb.start()``; stop with ``fb.stop()``."""
 
     def __init__(
-        self, proxy: ProxyThread, modes: list[str], data_dir: Path, confdir: Path, store: Any
+        self,
+        proxy: ProxyThread | ProxyProcess,
+        modes: list[str],
+        data_dir: Path,
+        confdir: Path,
+        store: Any,
     ) -> None:
         self._proxy = proxy
         self.data_dir = data_dir

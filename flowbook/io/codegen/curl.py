@@ -45,6 +45,8 @@ def generate(cr: CodeRequest, comments: list[str]) -> str:
     if cr.stream and cr.style in JQ:
         # curl prints the raw events as they arrive; this pipeline keeps only the text.
         pick = "sed -un 's/^data: //p' | " if not cr.style.startswith("ollama") else ""
-        cmd += (f"\n# text only: append  | {pick}grep --line-buffered -v '^\\[DONE\\]$' | "
-                f"jq -j --unbuffered {quote.sh(JQ[cr.style])}")
+        cmd += (
+            f"\n# text only: append  | {pick}grep --line-buffered -v '^\\[DONE\\]$' | "
+            f"jq -j --unbuffered {quote.sh(JQ[cr.style])}"
+        )
     return "\n".join([*lines, cmd]) + "\n"
