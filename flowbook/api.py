@@ -61,6 +61,7 @@ def start(
     data_dir: str | Path | None = None,
     *,
     detached: bool = False,
+    own_process: bool = False,
     **options: Any,
 ) -> Monitor:
     """Start capturing: mitmproxy in a background thread, flows into the store.
@@ -77,6 +78,10 @@ def start(
     ``detached=True`` runs the proxy in its own process (``flowbook capture``, output in
     ``<data_dir>/capture.log``) that outlives this kernel, and attaches to it (see
     :func:`attach`); a capture already running for the data dir is attached to instead.
+
+    ``own_process=True`` runs mitmproxy in a child process of this kernel while parsing and
+    storing stay here: a cell that computes for a long time then never holds the proxy back.
+    The proxy still ends with the kernel (``detached=True`` is for a capture that outlives it).
     """
     from flowbook.workspace import running_elsewhere, start_detached
 
@@ -88,7 +93,7 @@ def start(
         # A capture process already writes this data dir: a second proxy would write the same
         # files. Watch that one instead (as a second start returns the running monitor).
         return attach(data_dir)
-    return _ws(data_dir).start(port, host, mode, **options)
+    return _ws(data_dir).start(port, host, mode, own_process=own_process, **options)
 
 
 def attach(data_dir: str | Path | None = None) -> Monitor:

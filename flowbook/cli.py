@@ -183,6 +183,9 @@ def _capture(args: argparse.Namespace) -> int:
     last = ""
     try:
         while not stop.wait(0.5):
+            if not mon.running:
+                print("\nthe proxy process exited unexpectedly; stopping", file=sys.stderr)
+                break
             s = fb.status()
             line = (
                 f"\r{s['flows_in_session']} flows captured, {s['in_progress']} in progress, "

@@ -8,6 +8,9 @@ saying what is wrong, and the upstream's answer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -36,6 +39,18 @@ CASES: dict[str, tuple[bytes, str, str]] = {
     ),
 }
 PATHS = ["/v1/chat/completions", "/v1/messages"]
+
+
+@pytest.fixture(params=[False, True], ids=["proxy-thread", "proxy-process"])
+def proxy_url(
+    upstream: FakeUpstream, data_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """The capture with mitmproxy in a thread, and in a child process of its own."""
+    mon = fb.start(
+        port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir, own_process=request.param
+    )
+    yield mon.proxy_url
+    fb.stop()
 
 
 def one_new_flow(before: set[str]) -> LLMFlow:

@@ -25,10 +25,15 @@ CALLS_PER_THREAD = 20
 HOLD_S = 3.0  # how long the upstream keeps a finished stream's body open (not a timing check)
 
 
+@pytest.mark.parametrize("own_process", [False, True], ids=["proxy-thread", "proxy-process"])
 def test_sdk_streams_read_to_the_end_are_all_completed(
-    upstream: FakeUpstream, data_dir: Path
+    upstream: FakeUpstream, data_dir: Path, own_process: bool
 ) -> None:
-    mon = fb.start(port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir)
+    """Also with mitmproxy in a child process (as ``flowbook capture`` runs it): every event
+    crosses the link in order, nothing is lost, and each flow is there when its call returns."""
+    mon = fb.start(
+        port=0, mode=f"reverse:{upstream.url}", data_dir=data_dir, own_process=own_process
+    )
     try:
 
         def worker(n: int) -> list[str]:

@@ -25,12 +25,22 @@ pytestmark = pytest.mark.integration
 MSG = [{"role": "user", "content": "What is the weather?"}]
 
 
-@pytest.fixture
-def client(upstream: FakeUpstream, data_dir: Path) -> Iterator[openai.OpenAI]:
+@pytest.fixture(params=["proxy-thread", "proxy-process"])
+def client(
+    upstream: FakeUpstream, data_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[openai.OpenAI]:
+    """A client of a running capture: mitmproxy in a thread of this process, or in a child
+    process of its own (``own_process=True``, as ``flowbook capture`` runs it), where every
+    intercepted flow crosses to this process and back."""
     ctl = get_controller()
     ctl.breakpoint = None
     ctl.rules.clear()
-    mon = fb.start(port=0, mode=[f"reverse:{upstream.url}"], data_dir=data_dir)
+    mon = fb.start(
+        port=0,
+        mode=[f"reverse:{upstream.url}"],
+        data_dir=data_dir,
+        own_process=request.param == "proxy-process",
+    )
     c = openai.OpenAI(base_url=mon.proxy_url + "/v1", api_key="sk-test", max_retries=0, timeout=60)
     yield c
     c.close()
