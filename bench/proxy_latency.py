@@ -62,6 +62,7 @@ def start_all(
     ttft: float, baseline: str | None = None
 ) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
     up, bare, fbp, basep = free_port(), free_port(), free_port(), free_port()
+    capp = free_port()
     upstream = f"http://127.0.0.1:{up}"
     procs = [
         subprocess.Popen(
@@ -97,11 +98,19 @@ def start_all(
             cwd=HERE.parent,
             stdout=subprocess.DEVNULL,
         ),
-    ]
+        # The same with mitmproxy in a child process (fb.start(own_process=True), as
+        # `flowbook capture` runs it): recording then never holds the proxy's loop back.
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.flowbook_proxy", "--port", str(capp),
+             "--upstream", upstream, "--own-process"],
+            cwd=HERE.parent, stdout=subprocess.DEVNULL,
+        ),
+    ]  # fmt: skip
     bases = {
         "direct": upstream,
         "bare": f"http://127.0.0.1:{bare}",
         "flowbook": f"http://127.0.0.1:{fbp}",
+        "capture": f"http://127.0.0.1:{capp}",
     }
     if baseline:
         procs.append(
@@ -192,13 +201,13 @@ def run(
             "sse_ttft_p95_ms": pct(ttfts[n], 95),
         }
     d = res["direct"]
-    fbs = [n for n in names if n in ("flowbook", "baseline")]
+    fbs = [n for n in names if n in ("flowbook", "capture", "baseline")]
     added = {
         k: {n: res[n][f"json_{k}_ms"] - d[f"json_{k}_ms"] for n in ["bare", *fbs]}
         for k in ("p50", "p99")
     }
     res["P1_added_ms"] = added
-    for suffix, n in (("", "flowbook"), ("_baseline", "baseline")):
+    for suffix, n in (("", "flowbook"), ("_capture", "capture"), ("_baseline", "baseline")):
         if n not in names:
             continue
         fn = res[n]
@@ -207,7 +216,9 @@ def run(
         res["P2_ttft_ratio" + suffix] = fn["sse_ttft_p50_ms"] / d["sse_ttft_p50_ms"]
         res["P2_ttft_delta_ms" + suffix] = fn["sse_ttft_p50_ms"] - d["sse_ttft_p50_ms"]
     res["P2_target_ms"] = 1.05 * d["sse_ttft_p50_ms"] + 1.0
-    res["P2_body_identical"] = bodies["flowbook"] == bodies["direct"] and len(bodies["direct"]) == 1
+    res["P2_body_identical"] = (
+        bodies["flowbook"] == bodies["direct"] == bodies["capture"] and len(bodies["direct"]) == 1
+    )
     res["load_avg_before"] = load_before
     res["rounds"] = {"json": json_rounds, "sse": sse_rounds, "upstream_ttft_ms": ttft * 1000}
     res["spread_ms"] = {n: statistics.pstdev(lat[n]) for n in names}

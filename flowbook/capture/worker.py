@@ -30,11 +30,15 @@ from typing import Any
 
 from mitmproxy import http
 
-from flowbook.capture.addon import META_KEY, FlowbookAddon, StreamTee, flow_id_of
+from flowbook.capture.addon import META_KEY, FlowbookAddon, StreamTee, flow_id_of, request_view
 from flowbook.capture.link import Link
 from flowbook.providers.base import Detection, Provider, RequestView
 
 MIRRORED = "flowbook_mirrored"
+#: How long events wait to go out together. A plain call's three hooks and a stream's chunks
+#: then cost one pickle and one ``sendall`` (and one wake-up of the capture process) instead of
+#: one each; readers never wait for it (``sync`` flushes at once).
+FLUSH_DELAY_S = 0.002
 
 
 class OpShipper:
@@ -57,7 +61,7 @@ class OpShipper:
             loop = self._loop
             if loop is None:
                 loop = self._loop = asyncio.get_running_loop()
-            loop.call_soon(self.flush)
+            loop.call_later(FLUSH_DELAY_S, self.flush)
 
     def flush(self) -> None:
         """Send what is queued (once per loop turn; also at shutdown)."""
@@ -141,6 +145,27 @@ class WorkerAddon(FlowbookAddon):
         self.shipper = shipper
         self.intercepting = False
 
+    def request(self, flow: http.HTTPFlow) -> Any:  # type: ignore[override]
+        # Not a coroutine unless it must wait for the capture process: mitmproxy awaits what a
+        # hook returns only when it is awaitable, and most flows need no waiting here.
+        created = flow.request.timestamp_start or time.time()
+        view = request_view(flow)
+        found = self.detector.detect(view)
+        if found is None:
+            return None
+        provider, detection = found
+        client = flow.client_conn.peername
+        client_addr = f"{client[0]}:{client[1]}" if client else None
+        if self.intercepting:
+            return self.record_request(flow, view, provider, detection, created, client_addr)
+        flow_id = flow_id_of(flow)
+        flow.metadata[META_KEY] = flow_id
+        self.shipper.begin(
+            flow_id, view, provider, detection, created=created, client_address=client_addr
+        )
+        self.shipper.request_sent(flow_id, time.time())
+        return None
+
     async def record_request(
         self,
         flow: http.HTTPFlow,
@@ -182,10 +207,21 @@ class WorkerAddon(FlowbookAddon):
         elif reply is None and resp.stream is False:
             pass  # the capture process is gone: buffer, the flow goes on unrecorded
 
-    async def response(self, flow: http.HTTPFlow) -> None:
-        if not flow.metadata.get(MIRRORED):
-            await super().response(flow)
-            return
+    def response(self, flow: http.HTTPFlow) -> Any:  # type: ignore[override]
+        if flow.metadata.get(MIRRORED):
+            return self._mirrored_response(flow)
+        flow_id = flow.metadata.get(META_KEY)
+        if flow_id is None:
+            return None
+        resp = flow.response
+        assert resp is not None
+        if isinstance(resp.stream, StreamTee):
+            resp.stream.end(resp.timestamp_end or time.time())
+        else:
+            self.shipper.response_end(flow_id, resp.timestamp_end or time.time(), resp.raw_content)
+        return None
+
+    async def _mirrored_response(self, flow: http.HTTPFlow) -> None:
         resp = flow.response
         assert resp is not None
         flow_id = flow.metadata[META_KEY]
