@@ -166,8 +166,9 @@ def write_markdown(res: dict[str, Any], rows: list[Row]) -> None:
             "addon) and `flowbook capture`, each in its own process, reverse mode, in "
             f"{tp['windows']} interleaved windows of {tp['window_s']:.0f} s per proxy after a "
             "warm-up. Lost = calls sent through the capture minus flows in its data dir after "
-            "a clean stop (SIGINT). CPU per call is the proxy process's user+system time over "
-            "the windows (all threads) divided by the calls: it depends less on other load "
+            "a clean stop (SIGINT). CPU per call is the proxy's user+system time over the "
+            "windows (all threads; for `flowbook capture` its process and the mitmproxy child "
+            "process together) divided by the calls: it depends less on other load "
             f"than calls/s do. Load average during the run: {tp['load_avg']}" + "."
         )
     if st:

@@ -15,8 +15,9 @@ P3 ratio = flowbook's completed calls per second / bare mitmdump's. Loss: after 
 stops (SIGINT, as a user would), the flows in its data dir are counted against the calls that
 completed through it; every one must be there, in state ``completed``.
 
-The CPU time each proxy process spends per call (from ``/proc/<pid>/stat``) is reported too: it
-depends far less on what else runs on the machine than calls per second do.
+The CPU time each proxy spends per call (from ``/proc/<pid>/stat``; for ``flowbook capture`` its
+process and its proxy child process together) is reported too: it depends far less on what else
+runs on the machine than calls per second do.
 
 ``baseline=DIR`` adds a third proxy, ``baseline``: ``flowbook capture`` importing the
 ``flowbook`` package in DIR (e.g. an export of the main branch), in the same interleaved windows.
@@ -166,6 +167,23 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds of a process and of each of its children (``flowbook capture`` runs
+    mitmproxy in a child process: both count)."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    out = {}
+    for p in [pid, *map(int, kids)]:
+        try:
+            out[p] = _cpu_s(p)
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(v - before.get(p, 0.0) for p, v in after.items())
+
+
 def _stored(data_dir: str) -> dict[str, int]:
     """Flows the stopped capture left in its data dir, by state."""
     from flowbook.store.facade import Store
@@ -203,9 +221,9 @@ def run(
         for i in range(windows):
             order = names if i % 2 == 0 else names[::-1]
             for name in order:
-                c0 = _cpu_s(procs[name].pid)
+                c0 = _tree_cpu_s(procs[name].pid)
                 r = asyncio.run(_window(ports[name], concurrency, seconds))
-                cpu[name] += _cpu_s(procs[name].pid) - c0
+                cpu[name] += _cpu_delta(c0, _tree_cpu_s(procs[name].pid))
                 results[name].append(r)
                 if name in sent:
                     sent[name] += r["ok"] + r["failed"] + r["errors"]
