@@ -90,6 +90,7 @@ class ProxyProcess:
                 [sys.executable, "-m", "flowbook.capture.worker", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
+                env=_child_env(),
             )
         finally:
             theirs.close()
@@ -300,3 +301,16 @@ class ProxyProcess:
             assert mirror.response is not None
             return {"response": mirror.response.get_state()}
         raise ValueError(f"unknown call from the proxy process: {kind!r}")
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with the directory this flowbook was imported from first on the
+    child's path (a kernel may have imported it from a checkout that is not installed)."""
+    import os
+    from pathlib import Path
+
+    import flowbook
+
+    root = str(Path(flowbook.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
