@@ -159,3 +159,35 @@ def _listening_ports(pid: int) -> set[str]:
             if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
                 ports.add(cols[1].rsplit(":", 1)[1])
     return ports
+
+
+def test_a_killed_capture_process_takes_its_proxy_process_with_it(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "d"
+    cmd = [sys.executable, "-m", "flowbook.cli", "capture", "--port", "0", "--mode"]
+    cmd += [f"reverse:{upstream.url}", "--data-dir", str(data_dir)]
+    cap = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (data_dir / "capture.json").exists():
+            assert cap.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        (child,) = _children(cap.pid)
+        cap.kill()
+        cap.wait(10)
+        deadline = time.monotonic() + 30
+        while _running(child):
+            assert time.monotonic() < deadline, "the proxy process outlived its capture"
+            time.sleep(0.05)
+    finally:
+        if cap.poll() is None:
+            cap.kill()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; only its parent's wait is missing
