@@ -24,6 +24,7 @@ a price override.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -71,10 +72,16 @@ class SessionTracker:
         self.errors: list[str] = []
         self.notifications: list[str] = []
         self.on_notify: list[Callable[[str], None]] = []
-        self.on_membership: list[Callable[[set[str]], None]] = []
+        # on_membership(ids, fresh): the sessions of ``ids`` changed; ``fresh`` maps the ones
+        # just placed by puts to the sessions their flow now carries.
+        self.on_membership: list[Callable[[set[str], dict[str, str | None]], None]] = []
+        self._queue: list[tuple[LLMFlow, bool, bool]] = []  # puts noted, not applied yet
+        self._queue_lock = threading.Lock()
+        self._applying = False
         # flow id -> sessions (comma-joined) and (thread_id, turn, parent_id), for enrich().
         self.overlay = Overlay()
         self._data_version = -1
+        self.db.before_use = self._before_read
         self.reload()
 
     def setting(self, name: str) -> Any:
@@ -102,8 +109,11 @@ class SessionTracker:
         }
         self.overlay.set({k: ",".join(v) for k, v in members.items()}, links)
 
-    def refresh_members(self, flow_ids: set[str]) -> None:
-        """Re-read the memberships of these flows (after an edit) and tell listeners."""
+    def refresh_members(self, flow_ids: set[str], fresh: dict[str, LLMFlow] | None = None) -> None:
+        """Re-read the memberships of these flows (after a batch of puts, or an edit) and tell
+        listeners. ``fresh`` are the flows just placed by puts: each carries its sessions from
+        now on (unless it came with one), and listeners are told which they are, as the store
+        reports those flows itself (a put adds them)."""
         if not flow_ids:
             return
         marks = ",".join("?" * len(flow_ids))
@@ -113,27 +123,93 @@ class SessionTracker:
             sorted(flow_ids),
         ):
             found[r["flow_id"]].append(r["session"])
-        self.overlay.update(sessions={f: ",".join(names) for f, names in found.items()})
+        sessions = {f: ",".join(names) for f, names in found.items()}
+        self.overlay.update(sessions=sessions)
+        shown: dict[str, str | None] = {}
+        for fid, flow in (fresh or {}).items():
+            if not flow.metadata.session:
+                # The flow carries its sessions too, so a rule or filter evaluated on the flow
+                # alone (intercept rules, per-flow matching) sees them; the file stays the truth.
+                flow.metadata.session = sessions.get(fid) or None
+            shown[fid] = flow.metadata.session
         for cb in list(self.on_membership):
             try:
-                cb(set(flow_ids))
+                cb(set(flow_ids), shown)
             except Exception:
                 self.errors.append(traceback.format_exc())
 
-    # ---- the store's hook --------------------------------------------------------------------
+    # ---- the store's hooks -------------------------------------------------------------------
 
     def on_put(self, flow: LLMFlow, first: bool, completed: bool) -> None:
-        """Called by the store for every put; never raises."""
-        try:
-            if first or self._missing(flow.id):
-                self._first_sight(flow)
-            if completed:
-                self._completed(flow)
-        except Exception:
-            self.errors.append(traceback.format_exc())
+        """Called by the store for every put: only notes the flow (cheap; never raises).
+
+        The work is done by :meth:`end_batch`, which the store calls once per batch of puts (a
+        recorder batch, an import; a put outside any batch is a batch of its own), and which
+        every read of the sessions file runs first, so no reader sees a put not yet applied.
+        """
+        if first or completed or self._missing(flow.id):
+            with self._queue_lock:
+                self._queue.append((flow, first, completed))
 
     def _missing(self, flow_id: str) -> bool:
         return flow_id not in self.overlay.links
+
+    def end_batch(self) -> None:
+        """Apply the puts noted since the last call, in one transaction; never raises."""
+        if not self._queue:
+            return
+        with self.db.lock:
+            if self._applying:
+                return  # a read made by the batch being applied
+            self._applying = True
+            try:
+                with self._queue_lock:
+                    items, self._queue = self._queue, []
+                if items:
+                    self._apply(items)
+            except Exception:
+                self.errors.append(traceback.format_exc())
+            finally:
+                self._applying = False
+
+    def _before_read(self) -> None:
+        # The sessions file's hook: every read and edit first applies the puts noted so far.
+        if self._queue and not self._applying:
+            self.end_batch()
+
+    def _apply(self, items: list[tuple[LLMFlow, bool, bool]]) -> None:
+        settings = _BatchSettings(self)
+        seen: dict[str, LLMFlow] = {}  # flows placed in this batch
+        links: dict[str, tuple[str | None, int | None, str | None]] = {}
+        alerts: list[str] = []
+        with self.db.tx() as c:
+            active = self._active_rows(c)
+            for flow, first, completed in items:
+                # A savepoint per put: a put that fails leaves nothing behind, the others stay.
+                c.execute("SAVEPOINT put")
+                try:
+                    if first or (flow.id not in seen and self._missing(flow.id)):
+                        links[flow.id] = self._first_sight(c, flow, active, settings)
+                        seen[flow.id] = flow
+                    if completed:
+                        text = self._completed(c, flow, settings)
+                        if text is not None:
+                            alerts.append(text)
+                except Exception:
+                    c.execute("ROLLBACK TO put")
+                    self.errors.append(traceback.format_exc())
+                c.execute("RELEASE put")
+        if links:
+            self.overlay.update(links=links)
+        if seen:
+            self.refresh_members(set(seen), fresh=seen)
+        for text in alerts:
+            self.notifications.append(text)
+            for cb in list(self.on_notify):
+                try:
+                    cb(text)
+                except Exception:
+                    self.errors.append(traceback.format_exc())
 
     def active_sessions(self, at: float | None = None) -> list[str]:
         """Sessions opened with ``fb.session(...)`` that were open at time ``at`` (default: now).
@@ -142,70 +218,70 @@ class SessionTracker:
         so membership goes by the flow's creation time, not by when the tracker sees it. A
         session left open by a process that died is closed at the time it is found dead.
         """
-        when = now() if at is None else at
-        rows = self.db.rows(
-            "SELECT name, pid, token, closed FROM active WHERE opened<=? "
-            "AND (closed IS NULL OR closed>=?)",
-            (when, when),
-        )
-        dead = [r["token"] for r in rows if r["closed"] is None and not _pid_alive(int(r["pid"]))]
-        if dead:
-            with self.db.tx() as c:
-                c.executemany(
-                    "UPDATE active SET closed=? WHERE token=?", [(now(), t) for t in dead]
-                )
-        return list(dict.fromkeys(r["name"] for r in rows))
+        with self.db.tx() as c:
+            return _open_at(self._active_rows(c), now() if at is None else at)
 
-    def _first_sight(self, flow: LLMFlow) -> None:
+    def _active_rows(self, c: Any) -> list[tuple[str, float, float | None]]:
+        """(name, opened, closed) of every ``fb.session`` context, read once per batch; the
+        contexts of dead processes are closed first (inside the caller's transaction)."""
+        rows = c.execute("SELECT name, pid, token, opened, closed FROM active").fetchall()
+        out = []
+        for r in rows:
+            closed = r["closed"]
+            if closed is None and not _pid_alive(int(r["pid"])):
+                closed = now()
+                c.execute("UPDATE active SET closed=? WHERE token=?", (closed, r["token"]))
+            out.append((r["name"], r["opened"], closed))
+        return out
+
+    def _first_sight(
+        self,
+        c: Any,
+        flow: LLMFlow,
+        active: list[tuple[str, float, float | None]],
+        settings: _BatchSettings,
+    ) -> tuple[str, int, str | None]:
         facts = corr.request_facts(flow)
         created = flow.timestamps.created
         ident = corr.identity(flow)
         parent, thread_id, turn, prefix_len = self._find_parent(flow, facts, ident)
         retry_of = self._find_retry(flow.id, facts.request_hash, created)
-        context = self.active_sessions(created)
-        with self.db.tx() as c:
+        context = _open_at(active, created)
+        c.execute(
+            # A flow seen again (a stored flow put anew) keeps its placement, correction
+            # and notification state: only the request-side facts are refreshed.
+            "INSERT INTO facts (flow_id, created, conversation, request_hash, "
+            "prompt_hash, model, thread_id, turn, parent_id, retry_of, identity) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(flow_id) DO UPDATE SET "
+            "created=excluded.created, conversation=excluded.conversation, "
+            "request_hash=excluded.request_hash, prompt_hash=excluded.prompt_hash, "
+            "model=excluded.model, thread_id=excluded.thread_id, turn=excluded.turn, "
+            "parent_id=excluded.parent_id, retry_of=excluded.retry_of, "
+            "identity=excluded.identity",
+            (
+                flow.id,
+                created,
+                facts.conversation,
+                facts.request_hash,
+                facts.prompt_hash,
+                flow.model,
+                thread_id,
+                turn,
+                parent,
+                retry_of,
+                ident.key_text,
+            ),
+        )
+        self._link_tool_results(c, flow.id, parent, facts, prefix_len)
+        for name in context:
+            ensure_session(c, name, "manual", created)
             c.execute(
-                # A flow seen again (a stored flow put anew) keeps its placement, correction
-                # and notification state: only the request-side facts are refreshed.
-                "INSERT INTO facts (flow_id, created, conversation, request_hash, "
-                "prompt_hash, model, thread_id, turn, parent_id, retry_of, identity) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(flow_id) DO UPDATE SET "
-                "created=excluded.created, conversation=excluded.conversation, "
-                "request_hash=excluded.request_hash, prompt_hash=excluded.prompt_hash, "
-                "model=excluded.model, thread_id=excluded.thread_id, turn=excluded.turn, "
-                "parent_id=excluded.parent_id, retry_of=excluded.retry_of, "
-                "identity=excluded.identity",
-                (
-                    flow.id,
-                    created,
-                    facts.conversation,
-                    facts.request_hash,
-                    facts.prompt_hash,
-                    flow.model,
-                    thread_id,
-                    turn,
-                    parent,
-                    retry_of,
-                    ident.key_text,
-                ),
+                "INSERT OR IGNORE INTO members (session, flow_id, how, reason) VALUES (?,?,?,?)",
+                (name, flow.id, "context", f"captured inside fb.session({name!r})"),
             )
-            self._link_tool_results(c, flow.id, parent, facts, prefix_len)
-            for name in context:
-                ensure_session(c, name, "manual", created)
-                c.execute(
-                    "INSERT OR IGNORE INTO members (session, flow_id, how, reason) "
-                    "VALUES (?,?,?,?)",
-                    (name, flow.id, "context", f"captured inside fb.session({name!r})"),
-                )
-            if self.setting("auto_sessions") and flow.request.messages:
-                gap_s = float(self.setting("auto_session_idle_minutes")) * 60
-                place(c, flow.id, ident, parent, created, gap_s)
-        self.overlay.update(links={flow.id: (thread_id, turn, parent)})
-        self.refresh_members({flow.id})
-        if not flow.metadata.session:
-            # The flow carries its sessions too, so a rule or filter evaluated on the flow alone
-            # (intercept rules, per-flow matching) sees them; the sessions file stays the truth.
-            flow.metadata.session = self.overlay.sessions.get(flow.id) or None
+        if settings.auto_sessions and flow.request.messages:
+            place(c, flow.id, ident, parent, created, settings.gap_s)
+        return (thread_id, turn, parent)
 
     def _find_parent(
         self, flow: LLMFlow, facts: corr.RequestFacts, ident: corr.Identity
@@ -312,43 +388,38 @@ class SessionTracker:
                     (flow_id, answers, ref.call_id, ref.name, how),
                 )
 
-    def _completed(self, flow: LLMFlow) -> None:
+    def _completed(self, c: Any, flow: LLMFlow, settings: _BatchSettings) -> str | None:
+        """Record the answer, failure and alerts (inside the caller's transaction); returns the
+        notification to send, if any."""
         from flowbook.schema import summary_row
 
         calls = corr.tool_calls_made(flow)
         failed = corr.failed(flow)
         row = summary_row(flow)
-        rates = self.setting("price_overrides") or {}
-        if rates and flow.usage is not None:
+        if settings.price_overrides and flow.usage is not None:
             from flowbook.analysis.pricing import cost_usd
 
             row["cost_usd"] = cost_usd(flow.provider, flow.model, flow.usage)
-        thresholds = Thresholds.from_settings(self.setting)
+        thresholds = settings.thresholds
         reasons = row_alerts(row, thresholds)
-        with self.db.tx() as c:
-            prev = c.execute("SELECT notified FROM facts WHERE flow_id=?", (flow.id,)).fetchone()
-            c.execute(
-                "UPDATE facts SET answer_sig=?, failed=?, completed=1, alert=? WHERE flow_id=?",
-                (corr.answer_sig(flow), int(failed), ",".join(reasons) or None, flow.id),
-            )
-            c.execute("DELETE FROM tool_calls WHERE flow_id=?", (flow.id,))
+        prev = c.execute("SELECT notified FROM facts WHERE flow_id=?", (flow.id,)).fetchone()
+        notify = bool(reasons) and not (prev and prev[0])
+        c.execute(
+            "UPDATE facts SET answer_sig=?, failed=?, completed=1, alert=?, "
+            "notified=MAX(notified, ?) WHERE flow_id=?",
+            (corr.answer_sig(flow), int(failed), ",".join(reasons) or None, int(notify), flow.id),
+        )
+        c.execute("DELETE FROM tool_calls WHERE flow_id=?", (flow.id,))
+        if calls:
             c.executemany(
                 "INSERT INTO tool_calls (flow_id, call_id, name) VALUES (?,?,?)",
                 [(flow.id, t.call_id, t.name) for t in calls],
             )
-            notify = bool(reasons) and not (prev and prev[0])
-            if notify:
-                c.execute("UPDATE facts SET notified=1 WHERE flow_id=?", (flow.id,))
-        if notify and self.setting("notification_enabled"):
-            text = f"flowbook alert: flow {flow.id} ({flow.model or '?'}): " + describe(
-                reasons, row, thresholds
-            )
-            self.notifications.append(text)
-            for cb in list(self.on_notify):
-                try:
-                    cb(text)
-                except Exception:
-                    self.errors.append(traceback.format_exc())
+        if not (notify and settings.notification_enabled):
+            return None
+        return f"flowbook alert: flow {flow.id} ({flow.model or '?'}): " + describe(
+            reasons, row, thresholds
+        )
 
     # ---- the summary frame -------------------------------------------------------------------
 
@@ -362,8 +433,32 @@ class SessionTracker:
         return self.overlay.apply(df, Thresholds.from_settings(self.setting), overrides)
 
     def close(self) -> None:
-        """Close the sessions file."""
+        """Apply what is noted, close the sessions file."""
+        self.end_batch()
         self.db.close()
+
+
+class _BatchSettings:
+    """The settings the tracker reads, read once per batch."""
+
+    def __init__(self, tracker: SessionTracker) -> None:
+        get = tracker.setting
+        self.auto_sessions = bool(get("auto_sessions"))
+        self.gap_s = float(get("auto_session_idle_minutes")) * 60
+        self.price_overrides = bool(get("price_overrides"))
+        self.notification_enabled = bool(get("notification_enabled"))
+        self.thresholds = Thresholds.from_settings(get)
+
+
+def _open_at(active: list[tuple[str, float, float | None]], when: float) -> list[str]:
+    """Names of the contexts open at ``when`` (each once, in the order they were opened)."""
+    return list(
+        dict.fromkeys(
+            n
+            for n, opened, closed in active
+            if opened <= when and (closed is None or closed >= when)
+        )
+    )
 
 
 def now() -> float:
