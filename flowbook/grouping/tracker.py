@@ -41,6 +41,9 @@ from flowbook.grouping.overlay import Overlay
 from flowbook.model import LLMFlow
 
 Getter = Callable[[str], Any]
+#: Seconds the tracker thread lets the puts of recorder batches gather before applying them in
+#: one transaction (readers never wait for it: a read applies what is noted first).
+DEFER_S = 0.1
 DEFAULTS: dict[str, Any] = {
     "auto_sessions": True,
     "auto_session_idle_minutes": 30.0,
@@ -78,6 +81,10 @@ class SessionTracker:
         self._queue: list[tuple[LLMFlow, bool, bool]] = []  # puts noted, not applied yet
         self._queue_lock = threading.Lock()
         self._applying = False
+        self.defer_s = DEFER_S
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
         # flow id -> sessions (comma-joined) and (thread_id, turn, parent_id), for enrich().
         self.overlay = Overlay()
         self._data_version = -1
@@ -143,9 +150,12 @@ class SessionTracker:
     def on_put(self, flow: LLMFlow, first: bool, completed: bool) -> None:
         """Called by the store for every put: only notes the flow (cheap; never raises).
 
-        The work is done by :meth:`end_batch`, which the store calls once per batch of puts (a
-        recorder batch, an import; a put outside any batch is a batch of its own), and which
-        every read of the sessions file runs first, so no reader sees a put not yet applied.
+        The store then calls :meth:`end_batch`: after a lone put, which is applied at once
+        (before the put returns, as an intercepted flow must carry its sessions when rules
+        match it); after a batch of puts (a recorder batch, an import), whose puts the tracker
+        thread applies within ``defer_s``, together with the batches that come meanwhile, in one
+        transaction. Every read or edit of the sessions file first applies what is noted, so no
+        reader sees a put not yet applied.
         """
         if first or completed or self._missing(flow.id):
             with self._queue_lock:
@@ -154,13 +164,39 @@ class SessionTracker:
     def _missing(self, flow_id: str) -> bool:
         return flow_id not in self.overlay.links
 
-    def end_batch(self) -> None:
-        """Apply the puts noted since the last call, in one transaction; never raises."""
+    def end_batch(self, batched: bool = False) -> None:
+        """The store's batch hook: apply the noted puts now, or (``batched``) soon, on the
+        tracker thread. Never raises."""
+        if not self._queue:
+            return
+        if batched and self.defer_s > 0 and not self._closed:
+            if self._thread is None:
+                with self._queue_lock:
+                    if self._thread is None:
+                        self._thread = threading.Thread(
+                            target=self._run, name="flowbook-sessions", daemon=True
+                        )
+                        self._thread.start()
+            self._wake.set()
+            return
+        self.apply_noted()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._closed:
+                return
+            time.sleep(self.defer_s)  # let the puts of the next batches join these
+            self._wake.clear()
+            self.apply_noted()
+
+    def apply_noted(self) -> None:
+        """Apply the puts noted so far, in one transaction; never raises."""
         if not self._queue:
             return
         with self.db.lock:
             if self._applying:
-                return  # a read made by the batch being applied
+                return  # a read made by the puts being applied
             self._applying = True
             try:
                 with self._queue_lock:
@@ -175,41 +211,54 @@ class SessionTracker:
     def _before_read(self) -> None:
         # The sessions file's hook: every read and edit first applies the puts noted so far.
         if self._queue and not self._applying:
-            self.end_batch()
+            self.apply_noted()
 
     def _apply(self, items: list[tuple[LLMFlow, bool, bool]]) -> None:
         settings = _BatchSettings(self)
-        seen: dict[str, LLMFlow] = {}  # flows placed in this batch
-        links: dict[str, tuple[str | None, int | None, str | None]] = {}
-        alerts: list[str] = []
-        with self.db.tx() as c:
-            active = self._active_rows(c)
-            for flow, first, completed in items:
-                # A savepoint per put: a put that fails leaves nothing behind, the others stay.
-                c.execute("SAVEPOINT put")
+        done = _Applied()
+        try:
+            self._apply_tx(items, settings, done)
+        except Exception:
+            # A put failed and the batch's transaction was rolled back: apply the puts one by
+            # one, so only the failing put is lost (as when every put had a transaction).
+            for item in items:
                 try:
-                    if first or (flow.id not in seen and self._missing(flow.id)):
-                        links[flow.id] = self._first_sight(c, flow, active, settings)
-                        seen[flow.id] = flow
-                    if completed:
-                        text = self._completed(c, flow, settings)
-                        if text is not None:
-                            alerts.append(text)
+                    self._apply_tx([item], settings, done)
                 except Exception:
-                    c.execute("ROLLBACK TO put")
                     self.errors.append(traceback.format_exc())
-                c.execute("RELEASE put")
-        if links:
-            self.overlay.update(links=links)
-        if seen:
-            self.refresh_members(set(seen), fresh=seen)
-        for text in alerts:
+        if done.links:
+            self.overlay.update(links=done.links)
+        if done.seen:
+            self.refresh_members(set(done.seen), fresh=done.seen)
+        for text in done.alerts:
             self.notifications.append(text)
             for cb in list(self.on_notify):
                 try:
                     cb(text)
                 except Exception:
                     self.errors.append(traceback.format_exc())
+
+    def _apply_tx(
+        self, items: list[tuple[LLMFlow, bool, bool]], settings: _BatchSettings, done: _Applied
+    ) -> None:
+        """Apply puts in one transaction; ``done`` learns what they did once it is committed."""
+        new = _Applied()
+        with self.db.tx() as c:
+            active = self._active_rows(c)
+            for flow, first, completed in items:
+                fid = flow.id
+                # Known: it has facts (and maybe a placement) already.
+                known = fid in new.seen or fid in done.seen or not self._missing(fid)
+                if first or not known:
+                    new.links[fid] = self._first_sight(c, flow, active, settings, known)
+                    new.seen[fid] = flow
+                if completed:
+                    text = self._completed(c, flow, settings)
+                    if text is not None:
+                        new.alerts.append(text)
+        done.links.update(new.links)
+        done.seen.update(new.seen)
+        done.alerts.extend(new.alerts)
 
     def active_sessions(self, at: float | None = None) -> list[str]:
         """Sessions opened with ``fb.session(...)`` that were open at time ``at`` (default: now).
@@ -240,6 +289,7 @@ class SessionTracker:
         flow: LLMFlow,
         active: list[tuple[str, float, float | None]],
         settings: _BatchSettings,
+        known: bool,
     ) -> tuple[str, int, str | None]:
         facts = corr.request_facts(flow)
         created = flow.timestamps.created
@@ -280,7 +330,7 @@ class SessionTracker:
                 (name, flow.id, "context", f"captured inside fb.session({name!r})"),
             )
         if settings.auto_sessions and flow.request.messages:
-            place(c, flow.id, ident, parent, created, settings.gap_s)
+            place(c, flow.id, ident, parent, created, settings.gap_s, known=known)
         return (thread_id, turn, parent)
 
     def _find_parent(
@@ -433,9 +483,22 @@ class SessionTracker:
         return self.overlay.apply(df, Thresholds.from_settings(self.setting), overrides)
 
     def close(self) -> None:
-        """Apply what is noted, close the sessions file."""
-        self.end_batch()
+        """Stop the tracker thread, apply what is noted, close the sessions file."""
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.apply_noted()
         self.db.close()
+
+
+class _Applied:
+    """What a batch of puts did: links and placements to publish, alerts to send."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, tuple[str | None, int | None, str | None]] = {}
+        self.seen: dict[str, LLMFlow] = {}  # flows placed
+        self.alerts: list[str] = []
 
 
 class _BatchSettings:

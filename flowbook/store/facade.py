@@ -64,14 +64,13 @@ class Store:
         self._lock = threading.RLock()
         self._capturing = False
         # Hooks (the session tracker): ``on_put(flow, first, completed)`` for every put, on the
-        # putting thread, before the flow is visible; ``on_batch_end()`` once per batch of puts
-        # (see ``batch``; a put outside a batch is a batch of one, ended before the flow is
-        # visible); ``enrichers`` add derived columns to every summary frame. A failing hook is
-        # recorded in ``hook_errors``, never raised.
+        # putting thread, before the flow is visible; ``on_batch_end(batched)`` once per batch
+        # of puts (see ``batch``), and after every put outside a batch (``batched`` False:
+        # before the flow is visible); ``enrichers`` add derived columns to every summary
+        # frame. A failing hook is recorded in ``hook_errors``, never raised.
         self.on_put: list[Callable[[LLMFlow, bool, bool], None]] = []
-        self.on_batch_end: list[Callable[[], None]] = []
-        self._batch = threading.local()  # .depth, .writes: this thread's open batch
-        self._held: dict[str, LLMFlow] = {}  # completed in an open batch, not queued to disk yet
+        self.on_batch_end: list[Callable[[bool], None]] = []
+        self._batch = threading.local()  # .depth: this thread's open batches
         self.enrichers: list[Callable[[pd.DataFrame], pd.DataFrame]] = []
         self.hook_errors: list[str] = []
 
@@ -93,46 +92,26 @@ class Store:
                 self._active.discard(flow.id)
             else:
                 self._active.add(flow.id)
-        batch = self._batch
-        inside = getattr(batch, "depth", 0) > 0
         self._run_hooks(flow, first, completed)
-        if not inside:
-            self._end_hooks()
+        if getattr(self._batch, "depth", 0) == 0:
+            self._end_hooks(False)
         self.memory.put(flow)
         if completed and self.persist:
-            if inside:
-                # Written at the batch's end, after its hooks (the flow then carries what they
-                # add, such as its sessions, on disk too).
-                batch.writes.append(flow)
-                with self._lock:
-                    self._held[flow.id] = flow
-            else:
-                self._open()[1].put(flow)
+            self._open()[1].put(flow)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Group this thread's puts: the ``on_batch_end`` hooks run once, at the end, and the
-        flows completed in the batch are queued for the file store then (the recorder applies
-        its ops in batches; an import is one batch). Batches nest; the outermost one counts."""
+        """Group this thread's puts: the ``on_batch_end`` hooks run once, at the end (the
+        recorder applies its ops in batches; an import is one batch). Batches nest."""
         state = self._batch
         depth = getattr(state, "depth", 0)
-        if depth == 0:
-            state.writes = []
         state.depth = depth + 1
         try:
             yield
         finally:
             state.depth = depth
             if depth == 0:
-                writes, state.writes = state.writes, []
-                self._end_hooks()
-                if writes:
-                    writer = self._open()[1]
-                    for flow in writes:
-                        writer.put(flow)
-                    with self._lock:
-                        for flow in writes:
-                            self._held.pop(flow.id, None)
+                self._end_hooks(True)
 
     def _run_hooks(self, flow: LLMFlow, first: bool, completed: bool) -> None:
         for hook in list(self.on_put):
@@ -141,10 +120,10 @@ class Store:
             except Exception:
                 self.hook_errors.append(traceback.format_exc())
 
-    def _end_hooks(self) -> None:
+    def _end_hooks(self, batched: bool) -> None:
         for hook in list(self.on_batch_end):
             try:
-                hook()
+                hook(batched)
             except Exception:
                 self.hook_errors.append(traceback.format_exc())
 
@@ -279,9 +258,6 @@ class Store:
     def get(self, flow_id: str) -> LLMFlow | None:
         """The full flow: from memory, the writer's queue, or read back from disk; else None."""
         flow = self.memory.get(flow_id)
-        if flow is None:
-            with self._lock:
-                flow = self._held.get(flow_id)
         if flow is None and self._writer is not None:
             flow = self._writer.pending(flow_id)
         if flow is None:
@@ -330,8 +306,6 @@ class Store:
             return None
         ids = self.disk.ids_matching_text(term.kind, literal)
         unwritten = set(self.in_progress_ids())
-        with self._lock:
-            unwritten.update(self._held)
         if self._writer is not None:
             unwritten.update(self._writer.pending_ids())
         if not self.persist:
