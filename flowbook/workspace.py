@@ -149,8 +149,11 @@ class Workspace:
         return self.runtime.monitor if self.runtime.running else None
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until every captured byte has been parsed, stored and written to disk."""
-        return self.runtime.wait_idle(timeout)
+        """Wait until every captured byte has been parsed, stored and written to disk (the
+        sessions file included: the tracker applies what it has noted)."""
+        idle = self.runtime.wait_idle(timeout)
+        self.sessions.apply_noted()
+        return idle
 
     def status(self) -> dict[str, Any]:
         """Running state, addresses, counts, data dir and recovery notes."""

@@ -83,6 +83,7 @@ class SessionTracker:
         self._applying = False
         self.defer_s = DEFER_S
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
         # flow id -> sessions (comma-joined) and (thread_id, turn, parent_id), for enrich().
@@ -106,15 +107,17 @@ class SessionTracker:
 
     def reload(self) -> None:
         """Re-read the enrich caches from the file (after another process changed it)."""
-        self._data_version = int(self.db.rows("PRAGMA data_version")[0][0])
-        members: dict[str, list[str]] = {}
-        for r in self.db.rows("SELECT flow_id, session FROM members ORDER BY rowid"):
-            members.setdefault(r["flow_id"], []).append(r["session"])
-        links = {
-            r["flow_id"]: (r["thread_id"], r["turn"], r["parent_id"])
-            for r in self.db.rows("SELECT flow_id, thread_id, turn, parent_id FROM facts")
-        }
-        self.overlay.set({k: ",".join(v) for k, v in members.items()}, links)
+        # Under the lock throughout: puts applied meanwhile (the tracker thread) would be lost.
+        with self.db.lock:
+            self._data_version = int(self.db.rows("PRAGMA data_version")[0][0])
+            members: dict[str, list[str]] = {}
+            for r in self.db.rows("SELECT flow_id, session FROM members ORDER BY rowid"):
+                members.setdefault(r["flow_id"], []).append(r["session"])
+            links = {
+                r["flow_id"]: (r["thread_id"], r["turn"], r["parent_id"])
+                for r in self.db.rows("SELECT flow_id, thread_id, turn, parent_id FROM facts")
+            }
+            self.overlay.set({k: ",".join(v) for k, v in members.items()}, links)
 
     def refresh_members(self, flow_ids: set[str], fresh: dict[str, LLMFlow] | None = None) -> None:
         """Re-read the memberships of these flows (after a batch of puts, or an edit) and tell
@@ -186,7 +189,7 @@ class SessionTracker:
             self._wake.wait()
             if self._closed:
                 return
-            time.sleep(self.defer_s)  # let the puts of the next batches join these
+            self._stop.wait(self.defer_s)  # let the puts of the next batches join these
             self._wake.clear()
             self.apply_noted()
 
@@ -485,6 +488,7 @@ class SessionTracker:
     def close(self) -> None:
         """Stop the tracker thread, apply what is noted, close the sessions file."""
         self._closed = True
+        self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -513,8 +517,10 @@ class _BatchSettings:
         self.thresholds = Thresholds.from_settings(get)
 
 
-def _open_at(active: list[tuple[str, float, float | None]], when: float) -> list[str]:
+def _open_at(active: list[tuple[str, float, float | None]], when: float | None) -> list[str]:
     """Names of the contexts open at ``when`` (each once, in the order they were opened)."""
+    if when is None:
+        return []
     return list(
         dict.fromkeys(
             n
