@@ -270,8 +270,13 @@ class SessionTracker:
         so membership goes by the flow's creation time, not by when the tracker sees it. A
         session left open by a process that died is closed at the time it is found dead.
         """
-        with self.db.tx() as c:
-            return _open_at(self._active_rows(c), now() if at is None else at)
+        when = now() if at is None else at
+        with self.db.lock:
+            rows = self.db.rows("SELECT name, pid, token, opened, closed FROM active")
+            if any(r["closed"] is None and not _pid_alive(int(r["pid"])) for r in rows):
+                with self.db.tx() as c:  # close the dead ones
+                    return _open_at(self._active_rows(c), when)
+            return _open_at([(r["name"], r["opened"], r["closed"]) for r in rows], when)
 
     def _active_rows(self, c: Any) -> list[tuple[str, float, float | None]]:
         """(name, opened, closed) of every ``fb.session`` context, read once per batch; the
