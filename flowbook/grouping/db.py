@@ -110,8 +110,7 @@ class SessionDB:
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (committed on exit, rolled back on an exception)."""
         with self.lock:
-            if self.before_use is not None:
-                self.before_use()
+            self._before()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -123,9 +122,14 @@ class SessionDB:
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query."""
         with self.lock:
-            if self.before_use is not None:
-                self.before_use()
+            self._before()
             return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def _before(self) -> None:
+        # Not inside a transaction (a read made while editing): the hook's own transaction
+        # would nest; what it would apply waits for the next use.
+        if self.before_use is not None and not self._conn.in_transaction:
+            self.before_use()
 
     def one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         """The first row of a read query, or None."""
