@@ -81,7 +81,7 @@ class Workspace:
         known = []
         for fid in ids:
             if fid in fresh:
-                if fid in memory:
+                if fresh[fid] is not None and fid in memory:
                     memory.update_row(fid, session=fresh[fid])
             elif fid in memory:
                 known.append(fid)
