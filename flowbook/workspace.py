@@ -64,18 +64,31 @@ class Workspace:
         set_price_overrides(self.config.price_overrides)
         self.sessions = SessionTracker(self.data_dir, self.config.get)
         self.store.on_put.append(self.sessions.on_put)
+        self.store.on_batch_end.append(self.sessions.end_batch)
         self.store.enrichers.append(self.sessions.enrich)
         self.sessions.on_membership.append(self._membership_changed)
         self.notifier = Notifier()
         self.sessions.on_notify.append(self.notifier.push)
         self.notifier.install()
 
-    def _membership_changed(self, ids: Any) -> None:
-        # A flow joins its sessions on its first put, before the store holds it: that put
-        # reports it as added, so only flows already stored are "updated" here.
+    def _membership_changed(self, ids: set[str], fresh: dict[str, str | None]) -> None:
+        # A flow placed by its first put is reported by that put (added, on the change feed);
+        # if the store shows it already (a put inside a batch: the tracker runs at the batch's
+        # end), its row takes the sessions the flow now carries. Only edits of flows the store
+        # does not show (stored history, imports) need the file store's ids.
         store = self.store
-        disk = store.disk_if_open
-        known = [i for i in ids if i in store.memory or (disk is not None and i in disk)]
+        memory = store.memory
+        known = []
+        for fid in ids:
+            if fid in fresh:
+                if fresh[fid] is not None and fid in memory:
+                    memory.update_row(fid, session=fresh[fid])
+            elif fid in memory:
+                known.append(fid)
+            else:
+                disk = store.disk_if_open
+                if disk is not None and fid in disk:
+                    known.append(fid)
         if known:
             store.changed.record(UPDATED, known)
 
@@ -141,8 +154,11 @@ class Workspace:
         return self.runtime.monitor if self.runtime.running else None
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until every captured byte has been parsed, stored and written to disk."""
-        return self.runtime.wait_idle(timeout)
+        """Wait until every captured byte has been parsed, stored and written to disk (the
+        sessions file included: the tracker applies what it has noted)."""
+        idle = self.runtime.wait_idle(timeout)
+        self.sessions.apply_noted()
+        return idle
 
     def status(self) -> dict[str, Any]:
         """Running state, addresses, counts, data dir and recovery notes."""

@@ -33,13 +33,43 @@ def _h(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
+# message_hash of recent messages, by their plain fields: an agent resends its whole
+# conversation with every turn, so most messages of a request were hashed for an earlier one.
+_MEMO: dict[tuple[object, ...], str] = {}
+_MEMO_MAX = 2048
+
+
+def _memo_key(m: Message) -> tuple[object, ...] | None:
+    """The fields ``message_hash`` covers, when they are all plain values (else None)."""
+    key: list[object] = [m.role, m.name]
+    for p in m.parts:
+        if p.arguments is not None or p.content is not None:
+            return None
+        key.append((p.type, p.text, p.name, p.media_type, p.url, p.data, p.is_error, p.redacted))
+    return tuple(key)
+
+
+def cached_message_hash(m: Message) -> str:
+    """``message_hash``, remembered for the messages seen lately."""
+    key = _memo_key(m)
+    if key is None:
+        return message_hash(m)
+    found = _MEMO.get(key)
+    if found is None:
+        found = message_hash(m)
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        _MEMO[key] = found
+    return found
+
+
 def prefix_hashes(flow: LLMFlow) -> list[str]:
     """Chain hashes over the request: ``[h0, h1, …, hk]`` where ``h0`` covers the system prompt
     and ``hi`` the first ``i`` messages. Equal chains mean equal conversations so far."""
     h = _h("system", flow.request.system or "")
     out = [h]
     for m in flow.request.messages:
-        h = _h(h, message_hash(m))
+        h = _h(h, cached_message_hash(m))
         out.append(h)
     return out
 
@@ -71,12 +101,13 @@ def request_hash(flow: LLMFlow) -> str:
     return _h("request", req.method or "", req.host or "", req.path or "", digest)
 
 
-def prompt_hash(flow: LLMFlow) -> str | None:
-    """System prompt, messages and offered tools without the model (None without messages)."""
+def prompt_hash(flow: LLMFlow, conversation: str | None = None) -> str | None:
+    """System prompt, messages and offered tools without the model (None without messages);
+    ``conversation`` is ``prefix_hashes(flow)[-1]`` if the caller has it already."""
     if not flow.request.messages:
         return None
     tools = sorted(t.name for t in flow.request.tools)
-    return _h("prompt", prefix_hashes(flow)[-1], *tools)
+    return _h("prompt", conversation or prefix_hashes(flow)[-1], *tools)
 
 
 def key_fingerprint(flow: LLMFlow) -> str:
@@ -158,7 +189,7 @@ def request_facts(flow: LLMFlow) -> RequestFacts:
         prefixes=prefixes,
         conversation=prefixes[-1],
         request_hash=request_hash(flow),
-        prompt_hash=prompt_hash(flow),
+        prompt_hash=prompt_hash(flow, prefixes[-1]),
         roles=[m.role for m in flow.request.messages],
         results=results,
     )

@@ -31,6 +31,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from flowbook.capture import assembly, outcome
 from flowbook.capture.ops import (
@@ -181,13 +182,18 @@ class FlowRecorder:
             applied = 0
             self._pending = {}
             try:
-                for op in batch:
-                    if op is None:
-                        return
-                    self.apply(op)
-                    applied += 1
+                # One store batch per batch of ops: the store's batch hooks (the session
+                # tracker) run once for all its writes.
+                with getattr(self.store, "batch", nullcontext)():
+                    try:
+                        for op in batch:
+                            if op is None:
+                                return
+                            self.apply(op)
+                            applied += 1
+                    finally:
+                        self._flush_pending()
             finally:
-                self._flush_pending()
                 with self._idle:
                     self._done += applied
                     self._idle.notify_all()

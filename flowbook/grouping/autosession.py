@@ -32,14 +32,21 @@ def ensure_session(c: Any, name: str, kind: str, created: float) -> None:
 
 
 def place(
-    c: Any, flow_id: str, ident: corr.Identity, parent: str | None, created: float, gap_s: float
+    c: Any,
+    flow_id: str,
+    ident: corr.Identity,
+    parent: str | None,
+    created: float,
+    gap_s: float,
+    *,
+    known: bool = True,
 ) -> None:
-    """Put a flow in its detected session (inside the caller's transaction); see the module."""
-    row = c.execute(
-        "SELECT auto_session, corrected FROM facts WHERE flow_id=?", (flow_id,)
-    ).fetchone()
-    if row is not None and row[0]:
-        return  # placed already (the correction, if any, sticks)
+    """Put a flow in its detected session (inside the caller's transaction); see the module.
+    ``known=False``: the caller knows the flow had no facts before (so no placement either)."""
+    if known:
+        row = c.execute("SELECT auto_session FROM facts WHERE flow_id=?", (flow_id,)).fetchone()
+        if row is not None and row[0]:
+            return  # placed already (the correction, if any, sticks)
     name: str | None = None
     reason = ""
     if parent is not None:

@@ -4,16 +4,17 @@ Kept apart from the file store (its segments and index are another module's form
 holds only what sessions and correlation add. It is small (one row per flow plus one per
 membership) and safe to delete: sessions and links are then rebuilt for flows captured later.
 
-One connection, shared by the recorder thread (which writes at ``put``) and the kernel (which
-reads and edits), behind a lock; WAL so a second process (a detached capture) can read and write
-the same file.
+One connection, shared by the recorder thread (which writes once per batch of puts) and the
+kernel (which reads and edits), behind a lock; WAL so a second process (a detached capture) can
+read and write the same file. ``before_use`` (the tracker's) runs before every read and write, so
+puts the tracker has noted but not applied yet are applied before anyone looks.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ class SessionDB:
             self.path, check_same_thread=False, isolation_level=None, timeout=10.0
         )
         self._conn.row_factory = sqlite3.Row
+        self.before_use: Callable[[], None] | None = None
         with self.lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -108,6 +110,7 @@ class SessionDB:
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (committed on exit, rolled back on an exception)."""
         with self.lock:
+            self._before()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -119,7 +122,14 @@ class SessionDB:
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query."""
         with self.lock:
+            self._before()
             return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def _before(self) -> None:
+        # Not inside a transaction (a read made while editing): the hook's own transaction
+        # would nest; what it would apply waits for the next use.
+        if self.before_use is not None and not self._conn.in_transaction:
+            self.before_use()
 
     def one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         """The first row of a read query, or None."""

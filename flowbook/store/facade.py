@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -63,9 +64,13 @@ class Store:
         self._lock = threading.RLock()
         self._capturing = False
         # Hooks (the session tracker): ``on_put(flow, first, completed)`` for every put, on the
-        # putting thread, before the flow is visible; ``enrichers`` add derived columns to every
-        # summary frame. A failing hook is recorded in ``hook_errors``, never raised.
+        # putting thread, before the flow is visible; ``on_batch_end(batched)`` once per batch
+        # of puts (see ``batch``), and after every put outside a batch (``batched`` False:
+        # before the flow is visible); ``enrichers`` add derived columns to every summary
+        # frame. A failing hook is recorded in ``hook_errors``, never raised.
         self.on_put: list[Callable[[LLMFlow, bool, bool], None]] = []
+        self.on_batch_end: list[Callable[[bool], None]] = []
+        self._batch = threading.local()  # .depth: this thread's open batches
         self.enrichers: list[Callable[[pd.DataFrame], pd.DataFrame]] = []
         self.hook_errors: list[str] = []
 
@@ -88,14 +93,37 @@ class Store:
             else:
                 self._active.add(flow.id)
         self._run_hooks(flow, first, completed)
+        if getattr(self._batch, "depth", 0) == 0:
+            self._end_hooks(False)
         self.memory.put(flow)
         if completed and self.persist:
             self._open()[1].put(flow)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group this thread's puts: the ``on_batch_end`` hooks run once, at the end (the
+        recorder applies its ops in batches; an import is one batch). Batches nest."""
+        state = self._batch
+        depth = getattr(state, "depth", 0)
+        state.depth = depth + 1
+        try:
+            yield
+        finally:
+            state.depth = depth
+            if depth == 0:
+                self._end_hooks(True)
 
     def _run_hooks(self, flow: LLMFlow, first: bool, completed: bool) -> None:
         for hook in list(self.on_put):
             try:
                 hook(flow, first, completed)
+            except Exception:
+                self.hook_errors.append(traceback.format_exc())
+
+    def _end_hooks(self, batched: bool) -> None:
+        for hook in list(self.on_batch_end):
+            try:
+                hook(batched)
             except Exception:
                 self.hook_errors.append(traceback.format_exc())
 
@@ -150,8 +178,9 @@ class Store:
             raise FileNotFoundError(f"no such file: {path}")
         ids = list(self.disk.import_jsonl(path))
         if ids and self.on_put:
-            for flow in self.get_flows(ids):
-                self._run_hooks(flow, True, flow.state.is_final)
+            with self.batch():
+                for flow in self.get_flows(ids):
+                    self._run_hooks(flow, True, flow.state.is_final)
         if ids:
             self.changed.record(ADDED, ids)
         return ids
