@@ -224,6 +224,55 @@ def test_a_data_dir_of_the_previous_format_opens_without_loss(tmp_path: Path) ->
         assert fs.get("v1-003") is not None and fs.get("s-turn-000") is not None
 
 
+def test_an_index_of_format_2_is_rebuilt_from_segments_and_content(tmp_path: Path) -> None:
+    """The index is a cache: one written by the previous format (1 KB pages, FTS with column
+    sizes) is thrown away and rebuilt, and the flows, search and annotations come back."""
+    from flowbook.model import FlowAnnotations
+    from flowbook.store import index
+
+    flows = [agent_flow(i) for i in range(6)] + [agent_flow(0, session="other")]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+        fs.set_annotations("s-turn-002", FlowAnnotations(bookmarked=True, tags=["keep"]))
+        index_path = fs.index_path
+    # Make it a format-2 index: the layout that version wrote, and its version mark.
+    old = sqlite3.connect(index_path)
+    old.execute("PRAGMA journal_mode=DELETE")
+    old.execute("PRAGMA page_size=1024")
+    old.execute("VACUUM")
+    old.execute("DROP TABLE pfts")
+    old.execute(
+        "CREATE VIRTUAL TABLE pfts USING fts5(text, content='', tokenize='trigram', detail='none')"
+    )
+    old.execute("UPDATE meta SET value='2' WHERE key='schema'")
+    old.commit()
+    old.close()
+    with FileStore(tmp_path) as fs:
+        assert "older format" in " ".join(fs.recovery_report)
+        assert "7 flow(s) indexed" in " ".join(fs.recovery_report)
+        idx = sqlite3.connect(fs.index_path)
+        assert idx.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert index.meta_get(idx, "schema") == index.SCHEMA_VERSION != "2"
+        assert (
+            "columnsize=0"
+            in idx.execute("SELECT sql FROM sqlite_schema WHERE name='pfts'").fetchone()[0]
+        )
+        for f in flows:
+            if f.id != "s-turn-002":  # (its annotations changed)
+                assert flow_line(fs.get(f.id)) == flow_line(f)  # type: ignore[arg-type]
+        assert fs.ids_matching_text("content", "s turn 3: please look") == {
+            f.id for f in flows[3:6]
+        }
+        assert fs.ids_matching_text("response", "other done with step 0.") == {"other-turn-000"}
+        frame = fs.summary_frame().set_index("id")
+        assert bool(frame.loc["s-turn-002", "bookmarked"])
+        fs.remove(["s-turn-005"])  # deleting from the rebuilt FTS works
+        assert fs.ids_matching_text("request", "s turn 5: please") == set()
+    with FileStore(tmp_path) as fs:
+        assert fs.recovery_report == []
+        assert len(fs) == 6
+
+
 def test_piece_texts_compressed_with_a_trained_dictionary_stay_searchable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,3 +291,34 @@ def test_piece_texts_compressed_with_a_trained_dictionary_stay_searchable(
         assert fs.ids_matching_text("content", "d11 turn 5: please") == set()
     with FileStore(tmp_path) as fs:  # a new process-like reader
         assert fs.ids_matching_text("content", "d10 turn 10: please") == {"d10-turn-010"}
+
+
+def test_content_dictionaries_are_trained_in_two_stages_and_every_pack_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small dictionary early, a bigger one once more new content came; packs written with
+    either (and before either) read back byte for byte, also after reopening."""
+    import random
+
+    monkeypatch.setattr(content, "DICT_STAGES", ((1024, 20_000), (4096, 80_000)))
+    monkeypatch.setattr(content, "DICT_SAMPLE_CAP", 40_000)
+    rng = random.Random(7)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "kappa", "lambda"]
+    lines = [
+        json.dumps({"i": i, "text": " ".join(rng.choice(words) for _ in range(150))}).encode()
+        for i in range(300)
+    ]
+    store = content.ContentStore(tmp_path)
+    rhs = []
+    for i in range(0, len(lines), 10):
+        rhs += store.put_many(lines[i : i + 10])
+    dids = [r[0] for r in store._conn.execute("SELECT DISTINCT did FROM packs ORDER BY did")]
+    assert store._conn.execute("SELECT count(*) FROM dicts").fetchone()[0] == 2
+    assert len(dids) == 3  # none, the first dictionary, the second
+    sizes = [len(r[0]) for r in store._conn.execute("SELECT data FROM dicts ORDER BY did")]
+    assert sizes[0] <= 1024 < sizes[1] <= 4096
+    store.close()
+    again = content.ContentStore(tmp_path)
+    assert again._did == dids[-1] and again._stage == 2
+    assert [again.get(rh) for rh in rhs] == lines
+    again.close()
