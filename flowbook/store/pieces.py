@@ -282,24 +282,56 @@ def _matching(conn: sqlite3.Connection, scope: int, text: str) -> list[int]:
         # bytes in the UTF-8 text; ``bytes.lower`` folds only ASCII letters, which are the
         # only letters such a needle can match).
         raw = needle.encode("ascii")
-        return [pid for pid, blob in rows if raw in _decompress(conn, blob).lower()]
+        out = []
+        for pid, blob in rows:
+            data = _decompress(conn, blob)
+            # Found as is: found folded too (folding ASCII keeps every byte's position).
+            if raw in data or raw in data.lower():
+                out.append(pid)
+        return out
     return [pid for pid, blob in rows if needle in _decompress(conn, blob).decode("utf-8").lower()]
+
+
+def _json_ints(values: Iterable[int]) -> str:
+    return "[" + ",".join(str(int(v)) for v in values) + "]"
 
 
 def flows_with(conn: sqlite3.Connection, pids: Sequence[int]) -> set[str]:
     """Ids of every flow that carries one of ``pids`` (directly or through inheritance).
 
-    One read-only statement: the hit list goes in as JSON (``json_each``), so a search writes
-    nothing (a temporary table cost a transaction and a row write per hit).
+    Read-only (the id lists go in as JSON through ``json_each``; a temporary table cost a
+    transaction and a row write per hit). Inheritance is followed breadth-first, keeping for
+    each flow the smallest message position a hit reached it at: a child inherits the hit when
+    its link covers that position (``n > pos``).
     """
     if not pids:
         return set()
+    out: set[str] = set()
+    best: dict[int, int] = {}
     rows = conn.execute(
-        "WITH RECURSIVE r(fid, pos) AS ("
-        " SELECT o.fid, o.pos FROM occ o WHERE o.pid IN (SELECT value FROM json_each(?))"
-        " UNION SELECT i.fid, r.pos FROM inherit i JOIN r ON i.parent=r.fid"
-        " WHERE i.n > r.pos)"
-        " SELECT DISTINCT f.id FROM r JOIN flows f ON f.fid=r.fid",
-        ("[" + ",".join(str(int(p)) for p in pids) + "]",),
+        "SELECT o.fid, o.pos, f.id FROM occ o LEFT JOIN flows f ON f.fid=o.fid"
+        " WHERE o.pid IN (SELECT value FROM json_each(?))",
+        (_json_ints(pids),),
     )
-    return {r[0] for r in rows}
+    for fid, pos, flow_id in rows:
+        if flow_id is not None:
+            out.add(flow_id)
+        if pos < best.get(fid, NOT_INHERITED):
+            best[fid] = pos
+    frontier = {fid: pos for fid, pos in best.items() if pos < NOT_INHERITED}
+    while frontier:
+        reached: dict[int, int] = {}
+        rows = conn.execute(
+            "SELECT fid, parent, n FROM inherit"
+            " WHERE parent IN (SELECT value FROM json_each(?)) AND n > 0",
+            (_json_ints(frontier),),
+        )
+        for fid, parent, n in rows:
+            pos = frontier[parent]
+            if n > pos and pos < best.get(fid, NOT_INHERITED):
+                best[fid] = reached[fid] = pos
+        if reached:
+            q = "SELECT id FROM flows WHERE fid IN (SELECT value FROM json_each(?))"
+            out.update(r[0] for r in conn.execute(q, (_json_ints(reached),)))
+        frontier = reached
+    return out

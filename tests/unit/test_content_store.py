@@ -322,3 +322,46 @@ def test_content_dictionaries_are_trained_in_two_stages_and_every_pack_reads_bac
     assert again._did == dids[-1] and again._stage == 2
     assert [again.get(rh) for rh in rhs] == lines
     again.close()
+
+
+def test_search_follows_branching_inheritance_only_as_far_as_each_link_reaches(
+    tmp_path: Path,
+) -> None:
+    """Sessions that share a prefix and then branch: a hit at message position p of a flow is
+    in the descendants whose links cover p, and stays found when the parent is removed."""
+
+    def flow(fid: str, texts: list[str], k: int) -> LLMFlow:
+        msgs = [Message("user" if i % 2 == 0 else "assistant", [Part("text", text=t)])
+                for i, t in enumerate(texts)]  # fmt: skip
+        return LLMFlow(
+            id=fid,
+            state=FlowState.COMPLETED,
+            request=LLMRequest(url="https://api.anthropic.com/v1/messages", messages=msgs),
+            response=LLMResponse(status_code=200, text=f"answer to {fid}"),
+            timestamps=FlowTimestamps(created=T0 + k, completed=T0 + k + 0.5),
+        )
+
+    root = ["question alpha zero"]
+    chain1 = [*root, "reply alpha one", "question alpha two"]
+    chain2 = [*chain1, "reply alpha three", "question alpha four"]
+    branch = [*root, "question beta branch"]
+    flows = [
+        flow("root", root, 0),
+        flow("c1", chain1, 1),
+        flow("c2", chain2, 2),
+        flow("b1", branch, 3),
+    ]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+        idx = sqlite3.connect(fs.index_path)
+        links = dict(idx.execute("SELECT f.id, i.n FROM inherit i JOIN flows f USING(fid)"))
+        assert links == {"root": 0, "c1": 1, "c2": 3, "b1": 1}  # the scenario is what we meant
+        assert fs.ids_matching_text("request", "question alpha zero") == {"root", "c1", "c2", "b1"}
+        assert fs.ids_matching_text("request", "alpha two") == {"c1", "c2"}
+        assert fs.ids_matching_text("request", "alpha four") == {"c2"}
+        assert fs.ids_matching_text("request", "beta branch") == {"b1"}
+        assert fs.ids_matching_text("content", "answer to c1") == {"c1"}
+        fs.remove(["c1", "root"])
+        assert fs.ids_matching_text("request", "question alpha zero") == {"c2", "b1"}
+        assert fs.ids_matching_text("request", "alpha two") == {"c2"}
+        assert fs.ids_matching_text("content", "answer to c1") == set()
