@@ -373,7 +373,7 @@ class ContentStore:
         conn.executemany("DELETE FROM packs WHERE pid=?", [(p,) for p in dead_packs])
         conn.execute("COMMIT")
         if dead_packs:
-            conn.execute("PRAGMA incremental_vacuum")
+            conn.execute("PRAGMA incremental_vacuum").fetchall()  # a step frees one page
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return {"recipes": len(dead_recipes), "chunks": len(dead_chunks), "packs": len(dead_packs)}
 

@@ -365,3 +365,36 @@ def test_search_follows_branching_inheritance_only_as_far_as_each_link_reaches(
         assert fs.ids_matching_text("request", "question alpha zero") == {"c2", "b1"}
         assert fs.ids_matching_text("request", "alpha two") == {"c2"}
         assert fs.ids_matching_text("content", "answer to c1") == set()
+
+
+def test_the_index_hands_free_pages_back_when_the_store_closes(tmp_path: Path) -> None:
+    flows = [agent_flow(0, session=f"p{i}") for i in range(60)]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+        fs.remove([f.id for f in flows[:50]])
+        index_path = fs.index_path
+        idx = sqlite3.connect(index_path)
+        assert idx.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert idx.execute("PRAGMA freelist_count").fetchone()[0] > 0  # removal freed pages
+        idx.close()
+    idx = sqlite3.connect(index_path)
+    assert idx.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    idx.close()
+    with FileStore(tmp_path) as fs:
+        assert len(fs) == 10 and fs.ids_matching_text("request", "p55 turn 0") == {"p55-turn-000"}
+
+
+def test_collected_content_leaves_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retention's collection hands every freed page back, not one per run."""
+    monkeypatch.setattr(content, "GRACE_S", 0.0)
+    flows = [agent_flow(0, session=f"c{i}-" + "x" * i) for i in range(80)]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+        full = fs.content.size()
+        fs.remove([f.id for f in flows[:70]])
+        conn = sqlite3.connect(fs.content.path)
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+        conn.close()
+        assert fs.content.size() < full * 0.6
+        for f in flows[70:]:
+            assert flow_line(fs.get(f.id)) == flow_line(f)  # type: ignore[arg-type]
