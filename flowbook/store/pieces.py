@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS occ(
 CREATE INDEX IF NOT EXISTS occ_pid ON occ(pid);
 CREATE TABLE IF NOT EXISTS inherit(
     fid INTEGER PRIMARY KEY, parent INTEGER NOT NULL, n INTEGER NOT NULL, lh BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS inherit_parent ON inherit(parent);
+CREATE INDEX IF NOT EXISTS inherit_parent ON inherit(parent) WHERE n > 0;
 CREATE INDEX IF NOT EXISTS inherit_lh ON inherit(lh);
 CREATE VIRTUAL TABLE IF NOT EXISTS pfts USING fts5(
     text, content='', tokenize='trigram', detail='none', columnsize=0);
@@ -115,7 +115,10 @@ def _compress(conn: sqlite3.Connection, data: bytes) -> bytes:
 
 
 def _decompress(conn: sqlite3.Connection, blob: bytes) -> bytes:
-    did = zstandard.get_frame_parameters(blob).dict_id
+    return _decompressor(conn, zstandard.get_frame_parameters(blob).dict_id).decompress(blob)
+
+
+def _decompressor(conn: sqlite3.Connection, did: int) -> zstandard.ZstdDecompressor:
     dctx = _dctx.get(did)
     if dctx is None:
         row = conn.execute("SELECT data FROM pdicts WHERE did=?", (did,)).fetchone()
@@ -124,7 +127,7 @@ def _decompress(conn: sqlite3.Connection, blob: bytes) -> bytes:
         dctx = _dctx[did] = zstandard.ZstdDecompressor(
             dict_data=zstandard.ZstdCompressionDict(row[0])
         )
-    return dctx.decompress(blob)
+    return dctx
 
 
 def _key(tag: bytes, text: str) -> bytes:
@@ -283,8 +286,10 @@ def _matching(conn: sqlite3.Connection, scope: int, text: str) -> list[int]:
         # only letters such a needle can match).
         raw = needle.encode("ascii")
         out = []
+        params = zstandard.get_frame_parameters
         for pid, blob in rows:
-            data = _decompress(conn, blob)
+            dctx = _dctx.get(params(blob).dict_id) or _decompressor(conn, params(blob).dict_id)
+            data = dctx.decompress(blob)
             # Found as is: found folded too (folding ASCII keeps every byte's position).
             if raw in data or raw in data.lower():
                 out.append(pid)
@@ -293,7 +298,7 @@ def _matching(conn: sqlite3.Connection, scope: int, text: str) -> list[int]:
 
 
 def _json_ints(values: Iterable[int]) -> str:
-    return "[" + ",".join(str(int(v)) for v in values) + "]"
+    return "[" + ",".join(map(str, values)) + "]"  # ints read from the index
 
 
 def flows_with(conn: sqlite3.Connection, pids: Sequence[int]) -> set[str]:
@@ -306,6 +311,14 @@ def flows_with(conn: sqlite3.Connection, pids: Sequence[int]) -> set[str]:
     """
     if not pids:
         return set()
+    if conn.execute("SELECT 1 FROM inherit WHERE n > 0 LIMIT 1").fetchone() is None:
+        # No flow inherits (ordinary traffic): the occurrences are the whole answer.
+        rows = conn.execute(
+            "SELECT f.id FROM occ o JOIN flows f ON f.fid=o.fid"
+            " WHERE o.pid IN (SELECT value FROM json_each(?))",
+            (_json_ints(pids),),
+        )
+        return {r[0] for r in rows}
     out: set[str] = set()
     best: dict[int, int] = {}
     rows = conn.execute(
