@@ -117,6 +117,7 @@ def release_free_pages(conn: sqlite3.Connection) -> None:
     """Give the file's free pages back to the disk (an index of an earlier format, made
     without ``auto_vacuum``, keeps them for its next writes)."""
     try:
+        conn.execute("PRAGMA busy_timeout=0")  # closing: never wait for another process
         # Stepped to the end: each step of the pragma frees one page.
         conn.execute("PRAGMA incremental_vacuum").fetchall()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
