@@ -154,6 +154,7 @@ def corpus(n: int, path: Path, batch: int = 2000) -> dict[str, Any]:
         spent += time.perf_counter() - t0
     size = du(path / "flows")
     return {
+        "tables_mb": tables_mb(path / "flows"),
         "n": n,
         "ingest_flows_per_s": n / spent,
         "ingest_s": spent,
@@ -168,6 +169,28 @@ def corpus(n: int, path: Path, batch: int = 2000) -> dict[str, Any]:
     }
 
 
+def tables_mb(root: Path) -> dict[str, dict[str, float]]:
+    """Where the bytes go: MB per table and index of each SQLite file (``dbstat``)."""
+    import sqlite3
+
+    out = {}
+    for p in sorted(root.glob("*.sqlite")):
+        conn = sqlite3.connect(p)
+        try:
+            rows = conn.execute(
+                "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+            ).fetchall()
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            page = conn.execute("PRAGMA page_size").fetchone()[0]
+        except sqlite3.OperationalError:  # no dbstat compiled in
+            continue
+        finally:
+            conn.close()
+        out[p.name] = {name: round(b / 2**20, 2) for name, b in rows if b >= 2**16}
+        out[p.name]["(free pages)"] = round(free * page / 2**20, 2)
+    return out
+
+
 SEARCHES = [("content", "refund policy"), ("request", "invoice"), ("response", "zzqqxx-none")]
 
 
@@ -178,12 +201,18 @@ def search_times(path: Path) -> dict[str, Any]:
     with FileStore(path) as store:
         for scope, text in SEARCHES:
             times = []
+            cpu = []
             hits = 0
-            for _ in range(3):
-                t0 = time.perf_counter()
+            for _ in range(5):
+                t0, c0 = time.perf_counter(), time.process_time()
                 hits = len(store.ids_matching_text(scope, text))
                 times.append((time.perf_counter() - t0) * 1000)
-            out[f"{scope}:{text}"] = {"ms": statistics.median(times), "hits": hits}
+                cpu.append((time.process_time() - c0) * 1000)
+            out[f"{scope}:{text}"] = {
+                "ms": statistics.median(times),
+                "cpu_ms": statistics.median(cpu),
+                "hits": hits,
+            }
     return out
 
 

@@ -411,6 +411,7 @@ class FileStore:
             self._closed = True
             self._writer.close()
             self._read.close()
+            index.release_free_pages(self._conn)
             self._conn.close()
             self.content.close()
 

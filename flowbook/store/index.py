@@ -8,7 +8,8 @@ segment has been indexed (the content itself is in ``content.sqlite``, ``content
 
 Format 2: ``flows.rh`` is the content-store recipe of the flow (NULL for a line written whole,
 by format 1), and search goes over distinct pieces (``flowbook.store.pieces``) instead of one
-FTS row per flow.
+FTS row per flow. Format 3: 4 KB pages and leaner search tables (see ``pieces.py``); an index of
+format 2 is rebuilt from the segments and the content on open, like any outdated cache.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from flowbook.model import FlowAnnotations
 from flowbook.schema import COLUMNS, DERIVED_COLUMNS
 from flowbook.store import pieces
 
-SCHEMA_VERSION = "2"  # 2: content by recipe (``rh``), search over distinct pieces
+# 2: content by recipe (``rh``), search over distinct pieces; 3: 4 KB pages, FTS without
+# per-row column sizes (``columnsize=0``), one search query per scope.
+SCHEMA_VERSION = "3"
 # Derived columns (sessions, threads, alerts) are filled in by the grouping overlay at read
 # time, never stored in the index: an index written before they existed keeps working.
 SUMMARY_COLUMNS = [c for c in COLUMNS if c not in DERIVED_COLUMNS]
@@ -81,9 +84,13 @@ def connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, factory=pieces.IndexConnection
         )
-        # Small pages (only for a new file): most tables of a small store fit in a page or two,
-        # and a 4 KB page per table and index is most of a small data dir.
-        conn.execute("PRAGMA page_size=1024")
+        # 4 KB pages (only for a new file). The rows here are a few hundred bytes (a summary
+        # row, a compressed piece text) and FTS5 writes ~4 KB blobs: on 1 KB pages a page held
+        # one or two such rows and a fifth of the file was slack (20k flows: 54 -> 48 MB). A
+        # small store pays a page per table and index (~0.1 MB), still far within P8.
+        conn.execute("PRAGMA page_size=4096")
+        # FTS5 merges free pages as it writes; ``release_free_pages`` hands them back on close.
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit survives a process kill; a power cut may lose the last commits,
         # which the next open re-indexes from the fsynced segments.
@@ -104,6 +111,18 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as e:
         raise IndexCorrupt(str(e)) from e
     return conn
+
+
+def release_free_pages(conn: sqlite3.Connection) -> None:
+    """Give the file's free pages back to the disk (an index of an earlier format, made
+    without ``auto_vacuum``, keeps them for its next writes)."""
+    try:
+        conn.execute("PRAGMA busy_timeout=0")  # closing: never wait for another process
+        # Stepped to the end: each step of the pragma frees one page.
+        conn.execute("PRAGMA incremental_vacuum").fetchall()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.OperationalError:  # busy (another process reads or writes): next time
+        pass
 
 
 def flow_params(

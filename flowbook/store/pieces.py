@@ -9,9 +9,12 @@ Tables (in the index, a cache rebuilt from the stored flows):
 
 * ``pieces(pid, h, scope, text)``: one row per distinct piece; ``text`` zstd-compressed, the one
   copy of the text the search checks candidates against;
-* ``pfts``: FTS5, contentless, trigram, ``detail=none`` (a fraction of the text's size). A query
-  asks for every trigram of the needle, then each candidate piece's text is checked for the
-  literal needle (trigrams alone do not say they are adjacent);
+* ``pfts`` (request pieces) and ``pfts_resp`` (response pieces): FTS5, contentless, trigram,
+  ``detail=none``, ``columnsize=0`` (a fraction of the text's size). A query asks for every
+  trigram of the needle, then each candidate piece's text is checked for the literal needle
+  (trigrams alone do not say they are adjacent). The text copy stays because that check is
+  per candidate: rebuilding a piece's text from the content store (read the line, parse the
+  flow) costs ~0.25 ms, so a common word's 20,000 candidates would take seconds;
 * ``occ(pid, fid, pos)``: where a piece occurs. A flow whose messages extend an earlier flow's
   (``inherit(fid, parent, n)``: its first ``n`` messages are the parent's) lists only the
   pieces after that prefix, so an agent session's occurrences grow linearly, not with the square
@@ -48,11 +51,16 @@ CREATE TABLE IF NOT EXISTS occ(
 CREATE INDEX IF NOT EXISTS occ_pid ON occ(pid);
 CREATE TABLE IF NOT EXISTS inherit(
     fid INTEGER PRIMARY KEY, parent INTEGER NOT NULL, n INTEGER NOT NULL, lh BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS inherit_parent ON inherit(parent);
+CREATE INDEX IF NOT EXISTS inherit_parent ON inherit(parent) WHERE n > 0;
 CREATE INDEX IF NOT EXISTS inherit_lh ON inherit(lh);
 CREATE VIRTUAL TABLE IF NOT EXISTS pfts USING fts5(
-    text, content='', tokenize='trigram', detail='none');
+    text, content='', tokenize='trigram', detail='none', columnsize=0);
+CREATE VIRTUAL TABLE IF NOT EXISTS pfts_resp USING fts5(
+    text, content='', tokenize='trigram', detail='none', columnsize=0);
 """
+# One FTS table per scope: a ``request:`` search reads only request pieces' postings (a
+# common word is in most responses too), and FTS5 with ``detail=none`` has no column filter.
+_FTS = {REQUEST: "pfts", RESPONSE: "pfts_resp"}
 
 # Piece texts are short (a message), and short texts compress about a third better with a
 # zstd dictionary trained on their kind: each index trains one from its first pieces
@@ -107,7 +115,10 @@ def _compress(conn: sqlite3.Connection, data: bytes) -> bytes:
 
 
 def _decompress(conn: sqlite3.Connection, blob: bytes) -> bytes:
-    did = zstandard.get_frame_parameters(blob).dict_id
+    return _decompressor(conn, zstandard.get_frame_parameters(blob).dict_id).decompress(blob)
+
+
+def _decompressor(conn: sqlite3.Connection, did: int) -> zstandard.ZstdDecompressor:
     dctx = _dctx.get(did)
     if dctx is None:
         row = conn.execute("SELECT data FROM pdicts WHERE did=?", (did,)).fetchone()
@@ -116,7 +127,7 @@ def _decompress(conn: sqlite3.Connection, blob: bytes) -> bytes:
         dctx = _dctx[did] = zstandard.ZstdDecompressor(
             dict_data=zstandard.ZstdCompressionDict(row[0])
         )
-    return dctx.decompress(blob)
+    return dctx
 
 
 def _key(tag: bytes, text: str) -> bytes:
@@ -193,7 +204,7 @@ def _piece_id(conn: sqlite3.Connection, key: bytes, scope: int, text: str) -> in
     )
     pid = cur.lastrowid
     assert pid is not None
-    conn.execute("INSERT INTO pfts(rowid, text) VALUES(?, ?)", (pid, text))
+    conn.execute(f"INSERT INTO {_FTS[scope]}(rowid, text) VALUES(?, ?)", (pid, text))
     return pid
 
 
@@ -236,9 +247,10 @@ def remove(conn: sqlite3.Connection, fids: Sequence[int]) -> None:
     for pid in touched:
         if conn.execute("SELECT 1 FROM occ WHERE pid=? LIMIT 1", (pid,)).fetchone():
             continue
-        row = conn.execute("SELECT text FROM pieces WHERE pid=?", (pid,)).fetchone()
-        text = _decompress(conn, row[0]).decode("utf-8")
-        conn.execute("INSERT INTO pfts(pfts, rowid, text) VALUES('delete', ?, ?)", (pid, text))
+        row = conn.execute("SELECT scope, text FROM pieces WHERE pid=?", (pid,)).fetchone()
+        text = _decompress(conn, row[1]).decode("utf-8")
+        fts = _FTS[row[0]]
+        conn.execute(f"INSERT INTO {fts}({fts}, rowid, text) VALUES('delete', ?, ?)", (pid, text))
         conn.execute("DELETE FROM pieces WHERE pid=?", (pid,))
 
 
@@ -249,48 +261,90 @@ def _trigram_query(needle: str) -> str:
 
 def matching_pieces(conn: sqlite3.Connection, scopes: Sequence[int], text: str) -> list[int]:
     """Piece ids in ``scopes`` whose text contains ``text`` (case-insensitive, literal)."""
+    out: list[int] = []
+    for scope in scopes:
+        out += _matching(conn, int(scope), text)
+    return out
+
+
+def _matching(conn: sqlite3.Connection, scope: int, text: str) -> list[int]:
     needle = text.lower()
-    where = f"scope IN ({','.join(str(int(s)) for s in scopes)})"
     if len(text) >= 3:
+        fts = _FTS[scope]
         sql = (
-            f"SELECT p.pid, p.text FROM pfts JOIN pieces p ON p.pid=pfts.rowid "
-            f"WHERE pfts MATCH ? AND p.{where}"
+            f"SELECT p.pid, p.text FROM {fts} JOIN pieces p ON p.pid={fts}.rowid "
+            f"WHERE {fts} MATCH ?"
         )
         rows: Iterable[tuple[int, bytes]] = conn.execute(sql, (_trigram_query(text),))
         if len(text) == 3:  # one trigram: the index's answer is exact
             return [pid for pid, _ in rows]
     else:
-        rows = conn.execute(f"SELECT pid, text FROM pieces WHERE {where}")
+        rows = conn.execute("SELECT pid, text FROM pieces WHERE scope=?", (scope,))
     if needle.isascii():
         # Compare bytes: no UTF-8 decode per candidate (an ASCII needle matches the same
         # bytes in the UTF-8 text; ``bytes.lower`` folds only ASCII letters, which are the
         # only letters such a needle can match).
         raw = needle.encode("ascii")
-        return [pid for pid, blob in rows if raw in _decompress(conn, blob).lower()]
+        out = []
+        params = zstandard.get_frame_parameters
+        for pid, blob in rows:
+            dctx = _dctx.get(params(blob).dict_id) or _decompressor(conn, params(blob).dict_id)
+            data = dctx.decompress(blob)
+            # Found as is: found folded too (folding ASCII keeps every byte's position).
+            if raw in data or raw in data.lower():
+                out.append(pid)
+        return out
     return [pid for pid, blob in rows if needle in _decompress(conn, blob).decode("utf-8").lower()]
 
 
+def _json_ints(values: Iterable[int]) -> str:
+    return "[" + ",".join(map(str, values)) + "]"  # ints read from the index
+
+
 def flows_with(conn: sqlite3.Connection, pids: Sequence[int]) -> set[str]:
-    """Ids of every flow that carries one of ``pids`` (directly or through inheritance)."""
+    """Ids of every flow that carries one of ``pids`` (directly or through inheritance).
+
+    Read-only (the id lists go in as JSON through ``json_each``; a temporary table cost a
+    transaction and a row write per hit). Inheritance is followed breadth-first, keeping for
+    each flow the smallest message position a hit reached it at: a child inherits the hit when
+    its link covers that position (``n > pos``).
+    """
     if not pids:
         return set()
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS hit(pid INTEGER PRIMARY KEY)")
-    own = not conn.in_transaction  # one transaction: a commit per inserted row is slow
-    if own:
-        conn.execute("BEGIN")
-    try:
-        conn.execute("DELETE FROM hit")
-        conn.executemany("INSERT OR IGNORE INTO hit VALUES(?)", [(p,) for p in pids])
+    if conn.execute("SELECT 1 FROM inherit WHERE n > 0 LIMIT 1").fetchone() is None:
+        # No flow inherits (ordinary traffic): the occurrences are the whole answer.
         rows = conn.execute(
-            "WITH RECURSIVE r(fid, pos) AS ("
-            " SELECT o.fid, o.pos FROM occ o JOIN hit h ON h.pid=o.pid"
-            " UNION SELECT i.fid, r.pos FROM inherit i JOIN r ON i.parent=r.fid"
-            " WHERE i.n > r.pos)"
-            " SELECT DISTINCT f.id FROM r JOIN flows f ON f.fid=r.fid"
+            "SELECT f.id FROM occ o JOIN flows f ON f.fid=o.fid"
+            " WHERE o.pid IN (SELECT value FROM json_each(?))",
+            (_json_ints(pids),),
         )
-        out = {r[0] for r in rows}
-        conn.execute("DELETE FROM hit")
-    finally:
-        if own:
-            conn.execute("COMMIT")
+        return {r[0] for r in rows}
+    out: set[str] = set()
+    best: dict[int, int] = {}
+    rows = conn.execute(
+        "SELECT o.fid, o.pos, f.id FROM occ o LEFT JOIN flows f ON f.fid=o.fid"
+        " WHERE o.pid IN (SELECT value FROM json_each(?))",
+        (_json_ints(pids),),
+    )
+    for fid, pos, flow_id in rows:
+        if flow_id is not None:
+            out.add(flow_id)
+        if pos < best.get(fid, NOT_INHERITED):
+            best[fid] = pos
+    frontier = {fid: pos for fid, pos in best.items() if pos < NOT_INHERITED}
+    while frontier:
+        reached: dict[int, int] = {}
+        rows = conn.execute(
+            "SELECT fid, parent, n FROM inherit"
+            " WHERE parent IN (SELECT value FROM json_each(?)) AND n > 0",
+            (_json_ints(frontier),),
+        )
+        for fid, parent, n in rows:
+            pos = frontier[parent]
+            if n > pos and pos < best.get(fid, NOT_INHERITED):
+                best[fid] = reached[fid] = pos
+        if reached:
+            q = "SELECT id FROM flows WHERE fid IN (SELECT value FROM json_each(?))"
+            out.update(r[0] for r in conn.execute(q, (_json_ints(reached),)))
+        frontier = reached
     return out

@@ -224,6 +224,55 @@ def test_a_data_dir_of_the_previous_format_opens_without_loss(tmp_path: Path) ->
         assert fs.get("v1-003") is not None and fs.get("s-turn-000") is not None
 
 
+def test_an_index_of_format_2_is_rebuilt_from_segments_and_content(tmp_path: Path) -> None:
+    """The index is a cache: one written by the previous format (1 KB pages, FTS with column
+    sizes) is thrown away and rebuilt, and the flows, search and annotations come back."""
+    from flowbook.model import FlowAnnotations
+    from flowbook.store import index
+
+    flows = [agent_flow(i) for i in range(6)] + [agent_flow(0, session="other")]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+        fs.set_annotations("s-turn-002", FlowAnnotations(bookmarked=True, tags=["keep"]))
+        index_path = fs.index_path
+    # Make it a format-2 index: the layout that version wrote, and its version mark.
+    old = sqlite3.connect(index_path)
+    old.execute("PRAGMA journal_mode=DELETE")
+    old.execute("PRAGMA page_size=1024")
+    old.execute("VACUUM")
+    old.execute("DROP TABLE pfts")
+    old.execute(
+        "CREATE VIRTUAL TABLE pfts USING fts5(text, content='', tokenize='trigram', detail='none')"
+    )
+    old.execute("UPDATE meta SET value='2' WHERE key='schema'")
+    old.commit()
+    old.close()
+    with FileStore(tmp_path) as fs:
+        assert "older format" in " ".join(fs.recovery_report)
+        assert "7 flow(s) indexed" in " ".join(fs.recovery_report)
+        idx = sqlite3.connect(fs.index_path)
+        assert idx.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert index.meta_get(idx, "schema") == index.SCHEMA_VERSION != "2"
+        assert (
+            "columnsize=0"
+            in idx.execute("SELECT sql FROM sqlite_schema WHERE name='pfts'").fetchone()[0]
+        )
+        for f in flows:
+            if f.id != "s-turn-002":  # (its annotations changed)
+                assert flow_line(fs.get(f.id)) == flow_line(f)  # type: ignore[arg-type]
+        assert fs.ids_matching_text("content", "s turn 3: please look") == {
+            f.id for f in flows[3:6]
+        }
+        assert fs.ids_matching_text("response", "other done with step 0.") == {"other-turn-000"}
+        frame = fs.summary_frame().set_index("id")
+        assert bool(frame.loc["s-turn-002", "bookmarked"])
+        fs.remove(["s-turn-005"])  # deleting from the rebuilt FTS works
+        assert fs.ids_matching_text("request", "s turn 5: please") == set()
+    with FileStore(tmp_path) as fs:
+        assert fs.recovery_report == []
+        assert len(fs) == 6
+
+
 def test_piece_texts_compressed_with_a_trained_dictionary_stay_searchable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,3 +291,110 @@ def test_piece_texts_compressed_with_a_trained_dictionary_stay_searchable(
         assert fs.ids_matching_text("content", "d11 turn 5: please") == set()
     with FileStore(tmp_path) as fs:  # a new process-like reader
         assert fs.ids_matching_text("content", "d10 turn 10: please") == {"d10-turn-010"}
+
+
+def test_content_dictionaries_are_trained_in_two_stages_and_every_pack_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small dictionary early, a bigger one once more new content came; packs written with
+    either (and before either) read back byte for byte, also after reopening."""
+    import random
+
+    monkeypatch.setattr(content, "DICT_STAGES", ((1024, 20_000), (4096, 80_000)))
+    monkeypatch.setattr(content, "DICT_SAMPLE_CAP", 40_000)
+    rng = random.Random(7)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "kappa", "lambda"]
+    lines = [
+        json.dumps({"i": i, "text": " ".join(rng.choice(words) for _ in range(150))}).encode()
+        for i in range(300)
+    ]
+    store = content.ContentStore(tmp_path)
+    rhs = []
+    for i in range(0, len(lines), 10):
+        rhs += store.put_many(lines[i : i + 10])
+    dids = [r[0] for r in store._conn.execute("SELECT DISTINCT did FROM packs ORDER BY did")]
+    assert store._conn.execute("SELECT count(*) FROM dicts").fetchone()[0] == 2
+    assert len(dids) == 3  # none, the first dictionary, the second
+    sizes = [len(r[0]) for r in store._conn.execute("SELECT data FROM dicts ORDER BY did")]
+    assert sizes[0] <= 1024 < sizes[1] <= 4096
+    store.close()
+    again = content.ContentStore(tmp_path)
+    assert again._did == dids[-1] and again._stage == 2
+    assert [again.get(rh) for rh in rhs] == lines
+    again.close()
+
+
+def test_search_follows_branching_inheritance_only_as_far_as_each_link_reaches(
+    tmp_path: Path,
+) -> None:
+    """Sessions that share a prefix and then branch: a hit at message position p of a flow is
+    in the descendants whose links cover p, and stays found when the parent is removed."""
+
+    def flow(fid: str, texts: list[str], k: int) -> LLMFlow:
+        msgs = [Message("user" if i % 2 == 0 else "assistant", [Part("text", text=t)])
+                for i, t in enumerate(texts)]  # fmt: skip
+        return LLMFlow(
+            id=fid,
+            state=FlowState.COMPLETED,
+            request=LLMRequest(url="https://api.anthropic.com/v1/messages", messages=msgs),
+            response=LLMResponse(status_code=200, text=f"answer to {fid}"),
+            timestamps=FlowTimestamps(created=T0 + k, completed=T0 + k + 0.5),
+        )
+
+    root = ["question alpha zero"]
+    chain1 = [*root, "reply alpha one", "question alpha two"]
+    chain2 = [*chain1, "reply alpha three", "question alpha four"]
+    branch = [*root, "question beta branch"]
+    flows = [
+        flow("root", root, 0),
+        flow("c1", chain1, 1),
+        flow("c2", chain2, 2),
+        flow("b1", branch, 3),
+    ]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+        idx = sqlite3.connect(fs.index_path)
+        links = dict(idx.execute("SELECT f.id, i.n FROM inherit i JOIN flows f USING(fid)"))
+        assert links == {"root": 0, "c1": 1, "c2": 3, "b1": 1}  # the scenario is what we meant
+        assert fs.ids_matching_text("request", "question alpha zero") == {"root", "c1", "c2", "b1"}
+        assert fs.ids_matching_text("request", "alpha two") == {"c1", "c2"}
+        assert fs.ids_matching_text("request", "alpha four") == {"c2"}
+        assert fs.ids_matching_text("request", "beta branch") == {"b1"}
+        assert fs.ids_matching_text("content", "answer to c1") == {"c1"}
+        fs.remove(["c1", "root"])
+        assert fs.ids_matching_text("request", "question alpha zero") == {"c2", "b1"}
+        assert fs.ids_matching_text("request", "alpha two") == {"c2"}
+        assert fs.ids_matching_text("content", "answer to c1") == set()
+
+
+def test_the_index_hands_free_pages_back_when_the_store_closes(tmp_path: Path) -> None:
+    flows = [agent_flow(0, session=f"p{i}") for i in range(60)]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+        fs.remove([f.id for f in flows[:50]])
+        index_path = fs.index_path
+        idx = sqlite3.connect(index_path)
+        assert idx.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert idx.execute("PRAGMA freelist_count").fetchone()[0] > 0  # removal freed pages
+        idx.close()
+    idx = sqlite3.connect(index_path)
+    assert idx.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    idx.close()
+    with FileStore(tmp_path) as fs:
+        assert len(fs) == 10 and fs.ids_matching_text("request", "p55 turn 0") == {"p55-turn-000"}
+
+
+def test_collected_content_leaves_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retention's collection hands every freed page back, not one per run."""
+    monkeypatch.setattr(content, "GRACE_S", 0.0)
+    flows = [agent_flow(0, session=f"c{i}-" + "x" * i) for i in range(80)]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+        full = fs.content.size()
+        fs.remove([f.id for f in flows[:70]])
+        conn = sqlite3.connect(fs.content.path)
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+        conn.close()
+        assert fs.content.size() < full * 0.6
+        for f in flows[70:]:
+            assert flow_line(fs.get(f.id)) == flow_line(f)  # type: ignore[arg-type]
