@@ -185,7 +185,9 @@ class SessionTracker:
         self.apply_noted()
 
     def _run(self) -> None:
-        while True:
+        # ``_closed`` is checked after every step that can block: close() may come while this
+        # waits out the deferral, and the clear() below would then swallow its wake-up.
+        while not self._closed:
             self._wake.wait()
             if self._closed:
                 return

@@ -134,3 +134,37 @@ def test_a_failing_put_in_a_batch_loses_only_itself(data_dir: Path) -> None:
     df = fb.flows().set_index("id")
     assert pd.notna(df.loc["g1", "session"]) and df.loc["g1", "session"] == df.loc["g2", "session"]
     assert pd.isna(df.loc["bad", "session"])
+
+
+def test_close_while_the_thread_waits_out_its_deferral_ends_the_thread(data_dir: Path) -> None:
+    import sys
+
+    ws = ws_of(data_dir)
+    tracker = ws.sessions
+    tracker.defer_s = SLOW
+    with ws.store.batch():
+        ws.store.put(turns("c", 1, time.time())[0])
+    thread = tracker._thread
+    assert thread is not None and thread.ident is not None
+
+    def deferring() -> bool:  # the thread sits in its wait for more batches to join
+        frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+        while frame is not None:
+            if frame.f_code.co_name == "_run" and "_stop.wait" in _line(frame):
+                return True
+            frame = frame.f_back
+        return False
+
+    deadline = time.monotonic() + 10
+    while not deferring():
+        assert time.monotonic() < deadline, "the tracker thread never started waiting"
+        time.sleep(0.01)
+    tracker.close()  # its wake-up used to be cleared by the thread, which then waited forever
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def _line(frame) -> str:  # type: ignore[no-untyped-def]
+    import linecache
+
+    return linecache.getline(frame.f_code.co_filename, frame.f_lineno)
