@@ -8,6 +8,10 @@ move with the content, so identical stretches produce identical chunks and are s
 
 The rolling hash is a windowed sum of per-byte random values (numpy: cumulative sum, one
 difference), so a 100 KB line is cut in about a millisecond without a Python loop per byte.
+``cut_many`` cuts a whole write's lines in a few numpy passes over their concatenation (with the
+same cut points as ``cut_points`` line by line): the per-call cost of numpy is paid per few MB,
+not per line. Only the low ``MASK`` bits of a window's sum decide a cut, so the sums are kept in
+16-bit integers with those bits shifted to the top: a window matches where its sum is 0.
 """
 
 from __future__ import annotations
@@ -25,22 +29,73 @@ DIGEST_BYTES = 16
 _TABLE = np.random.default_rng(0x5EED_F10B).integers(0, 2**32, size=256, dtype=np.uint32)
 
 
+_MASK_BITS = 10
+assert MASK == (1 << _MASK_BITS) - 1
+# The table's low MASK bits at the top of 16 bits: a window's sum (mod 2**16, wrapping) is 0
+# exactly where the 32-bit sum's low MASK bits are 0, i.e. where ``cut_points`` of old cut.
+_TABLE16 = ((_TABLE & np.uint32(MASK)) << np.uint32(16 - _MASK_BITS)).astype(np.uint16)
+_GROUP_BYTES = 256 << 10  # bytes cut per numpy pass in ``cut_many`` (its arrays stay in cache)
+
+
 def cut_points(data: bytes) -> list[int]:
     """End offsets of the chunks of ``data`` (the last is ``len(data)``); empty for no data."""
-    n = len(data)
-    if n == 0:
-        return []
-    if n <= MIN_CHUNK:
-        return [n]
-    values = _TABLE[np.frombuffer(data, dtype=np.uint8)]
-    csum = np.cumsum(values, dtype=np.uint32)
-    rolling = csum.copy()
-    rolling[WINDOW:] -= csum[:-WINDOW]  # uint32 wraps: the difference is the window's sum
-    # A candidate cut after byte i (so at offset i + 1) where the window ending at i matches.
-    candidates = np.flatnonzero((rolling & np.uint32(MASK)) == 0) + 1
+    return cut_many([data])[0]
+
+
+def _candidates(buf: bytes, starts: list[int], ends: list[int]) -> np.ndarray:
+    """Offsets (in ``buf``, the concatenated lines) just after each byte where the window of
+    the last ``WINDOW`` bytes of its own line matches."""
+    csum = np.take(_TABLE16, np.frombuffer(buf, dtype=np.uint8))
+    np.cumsum(csum, dtype=np.uint16, out=csum)
+    rolling = np.empty_like(csum)
+    rolling[:WINDOW] = csum[:WINDOW]
+    np.subtract(csum[WINDOW:], csum[:-WINDOW], out=rolling[WINDOW:])  # wraps: the window's sum
+    # The first WINDOW bytes of a line: its window starts at the line's start, not before.
+    s = np.asarray([x for x in starts if x > 0], dtype=np.int64)
+    if len(s):
+        e = np.asarray([y for x, y in zip(starts, ends, strict=True) if x > 0], dtype=np.int64)
+        idx = s[:, None] + np.arange(WINDOW, dtype=np.int64)
+        keep = idx < e[:, None]
+        before = np.broadcast_to(csum[s - 1][:, None], idx.shape)
+        idx, before = idx[keep], before[keep]
+        rolling[idx] = csum[idx] - before
+    return np.flatnonzero(rolling == 0) + 1
+
+
+def cut_many(lines: list[bytes]) -> list[list[int]]:
+    """``cut_points`` of each line, computed a few MB of lines at a time."""
+    out: list[list[int]] = []
+    i = 0
+    while i < len(lines):
+        group: list[bytes] = []
+        size = 0
+        while i < len(lines) and (not group or size + len(lines[i]) <= _GROUP_BYTES):
+            group.append(lines[i])
+            size += len(lines[i])
+            i += 1
+        starts, ends = [], []
+        pos = 0
+        for line in group:
+            starts.append(pos)
+            pos += len(line)
+            ends.append(pos)
+        cands = _candidates(b"".join(group), starts, ends) if size > MIN_CHUNK else None
+        for line, start, end in zip(group, starts, ends, strict=True):
+            n = end - start
+            if n <= MIN_CHUNK:
+                out.append([n] if n else [])
+                continue
+            assert cands is not None
+            lo, hi = np.searchsorted(cands, [start + 1, end + 1])
+            out.append(_cuts(n, (cands[lo:hi] - start).tolist()))
+    return out
+
+
+def _cuts(n: int, candidates: list[int]) -> list[int]:
+    """Apply the minimum and maximum chunk sizes to a line's candidate cuts."""
     cuts: list[int] = []
     last = 0
-    for c in candidates.tolist():
+    for c in candidates:
         while c - last > MAX_CHUNK:  # no candidate for a long stretch: cut at the maximum
             last += MAX_CHUNK
             cuts.append(last)

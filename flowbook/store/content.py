@@ -136,14 +136,72 @@ class ContentStore:
     # -- writing ---------------------------------------------------------------------------
 
     def put_many(self, lines: Iterable[bytes]) -> list[bytes]:
-        """Store lines (one transaction); return each one's recipe hash, in order."""
-        out = []
+        """Store lines (one transaction); return each one's recipe hash, in order.
+
+        The whole write is cut, hashed and looked up at once: one pass of ``chunking.cut_many``,
+        one query for the recipes and one for the chunks already stored, and the new rows of
+        every table inserted together, so a batch of flows costs a handful of statements.
+        """
+        lines = list(lines)
+        if not lines:
+            return []
+        digests_of: list[list[bytes]] = []
+        views: list[list[memoryview]] = []
+        blake = hashlib.blake2b
+        size = chunking.DIGEST_BYTES
+        for line, cuts in zip(lines, chunking.cut_many(lines), strict=True):
+            mv = memoryview(line)
+            parts = []
+            start = 0
+            for end in cuts:
+                parts.append(mv[start:end])
+                start = end
+            views.append(parts)
+            digests_of.append([blake(c, digest_size=size).digest() for c in parts])
+        rhs = [blake(b"".join(ds), digest_size=size).digest() for ds in digests_of]
         conn = self._conn
-        conn.execute("BEGIN")
+        # IMMEDIATE: the write lock first, so what the lookups below find stays true until
+        # the commit (another process may share the data dir).
+        conn.execute("BEGIN IMMEDIATE")
         try:
             now = time.time()
-            for line in lines:
-                out.append(self._put(line, now))
+            stored = self._present("SELECT rh FROM recipes WHERE rh IN ", rhs)
+            known = self._present(
+                "SELECT h FROM chunks WHERE h IN ", [d for ds in digests_of for d in ds]
+            )
+            chunk_rows: list[tuple[bytes, int, int, int]] = []
+            recipe_rows: list[tuple[bytes, bytes | None, int, bytes, float]] = []
+            for parts, digests, rh in zip(views, digests_of, rhs, strict=True):
+                if rh in stored:
+                    self._remember(rh, digests, self._depth.get(rh, 0))
+                    continue
+                fresh: dict[bytes, memoryview] = {}
+                for d, c in zip(digests, parts, strict=True):
+                    if d not in known and d not in fresh:
+                        fresh[d] = c
+                if fresh:
+                    data = b"".join(fresh.values())
+                    cur = conn.execute(
+                        "INSERT INTO packs(data, t, did) VALUES(?, ?, ?)",
+                        (self._cctx.compress(data), now, self._did),
+                    )
+                    if not self._did:
+                        self._learn(bytes(c) for c in fresh.values())
+                    pid = cur.lastrowid
+                    assert pid is not None
+                    off = 0
+                    for d, c in fresh.items():
+                        chunk_rows.append((d, pid, off, len(c)))
+                        off += len(c)
+                    known.update(fresh)
+                base, ops, depth = self._recipe(digests)
+                recipe_rows.append((rh, base, depth, encode_ops(ops), now))
+                stored.add(rh)
+                self._remember(rh, digests, depth)
+            conn.executemany("INSERT OR IGNORE INTO chunks VALUES(?, ?, ?, ?)", chunk_rows)
+            conn.executemany(
+                "INSERT INTO recipes(rh, base, depth, ops, t) VALUES(?, ?, ?, ?, ?)", recipe_rows
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -159,62 +217,30 @@ class ContentStore:
             ):
                 self._cctx, self._did = zstandard.ZstdCompressor(level=ZSTD_LEVEL), 0
             raise
-        return out
+        return rhs
 
-    def _put(self, line: bytes, now: float) -> bytes:
-        pieces = chunking.chunks(line)
-        digests = [chunking.digest(c) for c in pieces]
-        rh = hashlib.blake2b(b"".join(digests), digest_size=chunking.DIGEST_BYTES).digest()
-        if self._conn.execute("SELECT 1 FROM recipes WHERE rh=?", (rh,)).fetchone():
-            self._remember(rh, digests, self._depth.get(rh, 0))
-            return rh
-        known = self._known(digests)
-        fresh: dict[bytes, bytes] = {}
-        for d, c in zip(digests, pieces, strict=True):
-            if d not in known and d not in fresh:
-                fresh[d] = c
-        if fresh:
-            data = b"".join(fresh.values())
-            cur = self._conn.execute(
-                "INSERT INTO packs(data, t, did) VALUES(?, ?, ?)",
-                (self._cctx.compress(data), now, self._did),
-            )
-            if not self._did:
-                self._learn(fresh.values())
-            pid = cur.lastrowid
-            off = 0
-            rows = []
-            for d, c in fresh.items():
-                rows.append((d, pid, off, len(c)))
-                off += len(c)
-            self._conn.executemany("INSERT OR IGNORE INTO chunks VALUES(?, ?, ?, ?)", rows)
+    def _recipe(self, digests: list[bytes]) -> tuple[bytes | None, list, int]:
+        """(base, ops, depth) of a new recipe: a delta of a recent one when that is smaller."""
         base = self._pick_base(digests)
-        ops: list[bytes | tuple[int, int]] = list(digests)
-        depth = 0
         if base is not None:
             delta = diff_ops(self._lists[base], digests)
             # A copied range costs 9 bytes, a listed digest 17: keep the delta when it is
             # clearly smaller than the full list (else a reader pays the chain for nothing).
             copies = sum(1 for op in delta if not isinstance(op, bytes))
             if 9 * copies + 17 * (len(delta) - copies) < 0.7 * 17 * len(digests):
-                ops, depth = delta, self._depth[base] + 1
-            else:
-                base = None
-        self._conn.execute(
-            "INSERT INTO recipes(rh, base, depth, ops, t) VALUES(?, ?, ?, ?, ?)",
-            (rh, base, depth, encode_ops(ops), now),
-        )
-        self._remember(rh, digests, depth)
-        return rh
+                return base, delta, self._depth[base] + 1
+        return None, list(digests), 0
 
-    def _known(self, digests: list[bytes]) -> set[bytes]:
-        known: set[bytes] = set()
-        uniq = list(dict.fromkeys(digests))
+    def _present(self, select: str, keys: list[bytes]) -> set[bytes]:
+        """Which of ``keys`` the query ``select`` + ``(?, ...)`` finds."""
+        found: set[bytes] = set()
+        uniq = list(dict.fromkeys(keys))
         for i in range(0, len(uniq), 500):
             part = uniq[i : i + 500]
-            q = f"SELECT h FROM chunks WHERE h IN ({','.join('?' * len(part))})"
-            known.update(r[0] for r in self._conn.execute(q, part))
-        return known
+            found.update(
+                r[0] for r in self._conn.execute(f"{select}({','.join('?' * len(part))})", part)
+            )
+        return found
 
     def _pick_base(self, digests: list[bytes]) -> bytes | None:
         votes: dict[bytes, int] = {}
