@@ -80,7 +80,7 @@ def cut_many(lines: list[bytes]) -> list[list[int]]:
             pos += len(line)
             ends.append(pos)
         cands = _candidates(b"".join(group), starts, ends) if size > MIN_CHUNK else None
-        for line, start, end in zip(group, starts, ends, strict=True):
+        for start, end in zip(starts, ends, strict=True):
             n = end - start
             if n <= MIN_CHUNK:
                 out.append([n] if n else [])

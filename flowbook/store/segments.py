@@ -145,12 +145,11 @@ class SegmentWriter:
         now = self.clock()
         i = 0
         while i < len(lines):
-            if self._fd is None or utc_day(now) != self._day:
-                self._open_new(now)
-            elif self._size > 0 and self._size + len(lines[i]) > self.max_bytes:
+            full = self._size > 0 and self._size + len(lines[i]) > self.max_bytes
+            if self._fd is None or utc_day(now) != self._day or full:
                 self._open_new(now)
             assert self._fd is not None and self.active is not None
-            group = []
+            group: list[bytes] = []
             size = self._size
             while i < len(lines) and (not group or size + len(lines[i]) <= self.max_bytes):
                 out.append((self.active, size))
