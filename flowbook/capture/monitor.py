@@ -9,14 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mitmproxy.proxy import mode_specs
-
 from flowbook.capture.client_env import CA_BUNDLE, CA_CERT, ca_bundle
-from flowbook.capture.proxy import ProxyThread
 
 if TYPE_CHECKING:
     import httpx
 
+    from flowbook.capture.proxy import ProxyThread
     from flowbook.capture.runner import RunResult
 
 __all__ = ["CA_BUNDLE", "CA_CERT", "ModeInfo", "Monitor", "ca_bundle", "private_dir"]
@@ -47,6 +45,8 @@ class Monitor:
         self.data_dir = data_dir
         self.confdir = confdir
         self._store = store
+        from mitmproxy.proxy import mode_specs  # here: importing this module must stay cheap
+
         infos = []
         for spec, (host, port) in zip(modes, proxy.listen_addrs, strict=False):
             kind = mode_specs.ProxyMode.parse(spec).type_name
