@@ -222,12 +222,19 @@ class ContentStore:
     def _recipe(self, digests: list[bytes]) -> tuple[bytes | None, list, int]:
         """(base, ops, depth) of a new recipe: a delta of a recent one when that is smaller."""
         base = self._pick_base(digests)
-        if base is not None:
+        if base is None:
+            return None, list(digests), 0
+        # A copied range costs 9 bytes, a listed digest 17: keep the delta when it is clearly
+        # smaller than the full list (else a reader pays the chain for nothing).
+        limit = 0.7 * 17 * len(digests)
+        inside = set(self._lists[base])
+        shared = sum(1 for d in digests if d in inside)
+        # A delta lists every digest the base lacks: with too few shared, it cannot win
+        # (ordinary traffic shares a system prompt's chunk or two), so skip computing it.
+        if 17 * (len(digests) - shared) + 9 < limit:
             delta = diff_ops(self._lists[base], digests)
-            # A copied range costs 9 bytes, a listed digest 17: keep the delta when it is
-            # clearly smaller than the full list (else a reader pays the chain for nothing).
             copies = sum(1 for op in delta if not isinstance(op, bytes))
-            if 9 * copies + 17 * (len(delta) - copies) < 0.7 * 17 * len(digests):
+            if 9 * copies + 17 * (len(delta) - copies) < limit:
                 return base, delta, self._depth[base] + 1
         return None, list(digests), 0
 
