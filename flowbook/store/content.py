@@ -198,6 +198,7 @@ class ContentStore:
                 recipe_rows.append((rh, base, depth, encode_ops(ops), now))
                 stored.add(rh)
                 self._remember(rh, digests, depth)
+            chunk_rows.sort()  # key order: each B-tree page is visited once, not at random
             conn.executemany("INSERT OR IGNORE INTO chunks VALUES(?, ?, ?, ?)", chunk_rows)
             conn.executemany(
                 "INSERT INTO recipes(rh, base, depth, ops, t) VALUES(?, ?, ?, ?, ?)", recipe_rows
