@@ -9,7 +9,7 @@ move with the content, so identical stretches produce identical chunks and are s
 The rolling hash is a windowed sum of per-byte random values (numpy: cumulative sum, one
 difference), so a 100 KB line is cut in about a millisecond without a Python loop per byte.
 ``cut_many`` cuts a whole write's lines in a few numpy passes over their concatenation (with the
-same cut points as ``cut_points`` line by line): the per-call cost of numpy is paid per few MB,
+same cut points as ``cut_points`` line by line): numpy's per-call cost is paid per few hundred KB,
 not per line. Only the low ``MASK`` bits of a window's sum decide a cut, so the sums are kept in
 16-bit integers with those bits shifted to the top: a window matches where its sum is 0.
 """
@@ -32,7 +32,8 @@ _TABLE = np.random.default_rng(0x5EED_F10B).integers(0, 2**32, size=256, dtype=n
 _MASK_BITS = 10
 assert MASK == (1 << _MASK_BITS) - 1
 # The table's low MASK bits at the top of 16 bits: a window's sum (mod 2**16, wrapping) is 0
-# exactly where the 32-bit sum's low MASK bits are 0, i.e. where ``cut_points`` of old cut.
+# exactly where the 32-bit sum of the table values has its low MASK bits 0.
+assert WINDOW <= MIN_CHUNK  # see _candidates
 _TABLE16 = ((_TABLE & np.uint32(MASK)) << np.uint32(16 - _MASK_BITS)).astype(np.uint16)
 _GROUP_BYTES = 256 << 10  # bytes cut per numpy pass in ``cut_many`` (its arrays stay in cache)
 
@@ -42,28 +43,21 @@ def cut_points(data: bytes) -> list[int]:
     return cut_many([data])[0]
 
 
-def _candidates(buf: bytes, starts: list[int], ends: list[int]) -> np.ndarray:
-    """Offsets (in ``buf``, the concatenated lines) just after each byte where the window of
-    the last ``WINDOW`` bytes of its own line matches."""
+def _candidates(buf: bytes) -> np.ndarray:
+    """Offsets in ``buf`` just after each byte where the window of the last ``WINDOW`` bytes
+    matches. Cut over several lines at once, the windows of a line's first ``WINDOW`` bytes
+    reach into the line before; that changes nothing, since no cut can be that close to a
+    line's start (``WINDOW <= MIN_CHUNK``)."""
     csum = np.take(_TABLE16, np.frombuffer(buf, dtype=np.uint8))
     np.cumsum(csum, dtype=np.uint16, out=csum)
     rolling = np.empty_like(csum)
     rolling[:WINDOW] = csum[:WINDOW]
     np.subtract(csum[WINDOW:], csum[:-WINDOW], out=rolling[WINDOW:])  # wraps: the window's sum
-    # The first WINDOW bytes of a line: its window starts at the line's start, not before.
-    s = np.asarray([x for x in starts if x > 0], dtype=np.int64)
-    if len(s):
-        e = np.asarray([y for x, y in zip(starts, ends, strict=True) if x > 0], dtype=np.int64)
-        idx = s[:, None] + np.arange(WINDOW, dtype=np.int64)
-        keep = idx < e[:, None]
-        before = np.broadcast_to(csum[s - 1][:, None], idx.shape)
-        idx, before = idx[keep], before[keep]
-        rolling[idx] = csum[idx] - before
     return np.flatnonzero(rolling == 0) + 1
 
 
 def cut_many(lines: list[bytes]) -> list[list[int]]:
-    """``cut_points`` of each line, computed a few MB of lines at a time."""
+    """``cut_points`` of each line, computed over a few hundred KB of lines at a time."""
     out: list[list[int]] = []
     i = 0
     while i < len(lines):
@@ -79,7 +73,7 @@ def cut_many(lines: list[bytes]) -> list[list[int]]:
             starts.append(pos)
             pos += len(line)
             ends.append(pos)
-        cands = _candidates(b"".join(group), starts, ends) if size > MIN_CHUNK else None
+        cands = _candidates(b"".join(group)) if size > MIN_CHUNK else None
         for start, end in zip(starts, ends, strict=True):
             n = end - start
             if n <= MIN_CHUNK:
