@@ -22,6 +22,9 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 def encode_ops(ops: list[bytes | tuple[int, int]]) -> bytes:
     """Binary recipe: ``0 + digest`` for a new chunk, ``1 + start + count`` for a copied range."""
+    digests = [op for op in ops if isinstance(op, bytes)]
+    if len(digests) == len(ops):  # a full list (no base): the common case, one join
+        return b"\x00" + b"\x00".join(digests) if digests else b""
     out = bytearray()
     for op in ops:
         if isinstance(op, bytes):
