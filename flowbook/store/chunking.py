@@ -10,13 +10,14 @@ The rolling hash is a windowed sum of per-byte random values (numpy: cumulative 
 difference), so a 100 KB line is cut in about a millisecond without a Python loop per byte.
 ``cut_many`` cuts a whole write's lines in a few numpy passes over their concatenation (with the
 same cut points as ``cut_points`` line by line): numpy's per-call cost is paid per few hundred KB,
-not per line. Only the low ``MASK`` bits of a window's sum decide a cut, so the sums are kept in
-16-bit integers with those bits shifted to the top: a window matches where its sum is 0.
+not per line. Only the low ``MASK`` bits of a window's sum decide a cut, so the table values keep
+only those bits, shifted to the top of 32: a window matches where its (wrapping) sum is 0.
 """
 
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 
 import numpy as np
 
@@ -31,10 +32,10 @@ _TABLE = np.random.default_rng(0x5EED_F10B).integers(0, 2**32, size=256, dtype=n
 
 _MASK_BITS = 10
 assert MASK == (1 << _MASK_BITS) - 1
-# The table's low MASK bits at the top of 16 bits: a window's sum (mod 2**16, wrapping) is 0
-# exactly where the 32-bit sum of the table values has its low MASK bits 0.
+# The table's low MASK bits moved to the top of the 32 bits: a window's sum (wrapping) is 0
+# exactly where the sum of the table values has its low MASK bits 0, so one comparison decides.
 assert WINDOW <= MIN_CHUNK  # see _candidates
-_TABLE16 = ((_TABLE & np.uint32(MASK)) << np.uint32(16 - _MASK_BITS)).astype(np.uint16)
+_TABLE_TOP = (_TABLE & np.uint32(MASK)) << np.uint32(32 - _MASK_BITS)
 _GROUP_BYTES = 256 << 10  # bytes cut per numpy pass in ``cut_many`` (its arrays stay in cache)
 
 
@@ -48,8 +49,10 @@ def _candidates(buf: bytes) -> np.ndarray:
     matches. Cut over several lines at once, the windows of a line's first ``WINDOW`` bytes
     reach into the line before; that changes nothing, since no cut can be that close to a
     line's start (``WINDOW <= MIN_CHUNK``)."""
-    csum = np.take(_TABLE16, np.frombuffer(buf, dtype=np.uint8))
-    np.cumsum(csum, dtype=np.uint16, out=csum)
+    # mode="wrap": a byte always indexes the 256-entry table, and numpy's wrap path is the
+    # fastest (no bounds check that raises).
+    csum = np.take(_TABLE_TOP, np.frombuffer(buf, dtype=np.uint8), mode="wrap")
+    np.cumsum(csum, dtype=np.uint32, out=csum)
     rolling = np.empty_like(csum)
     rolling[:WINDOW] = csum[:WINDOW]
     np.subtract(csum[WINDOW:], csum[:-WINDOW], out=rolling[WINDOW:])  # wraps: the window's sum
@@ -73,15 +76,14 @@ def cut_many(lines: list[bytes]) -> list[list[int]]:
             starts.append(pos)
             pos += len(line)
             ends.append(pos)
-        cands = _candidates(b"".join(group)) if size > MIN_CHUNK else None
+        cands = _candidates(b"".join(group)).tolist() if size > MIN_CHUNK else []
         for start, end in zip(starts, ends, strict=True):
             n = end - start
             if n <= MIN_CHUNK:
                 out.append([n] if n else [])
                 continue
-            assert cands is not None
-            lo, hi = np.searchsorted(cands, [start + 1, end + 1])
-            out.append(_cuts(n, (cands[lo:hi] - start).tolist()))
+            lo, hi = bisect_left(cands, start + 1), bisect_left(cands, end + 1)
+            out.append(_cuts(n, [c - start for c in cands[lo:hi]]))
     return out
 
 
