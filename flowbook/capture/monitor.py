@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mitmproxy.proxy import mode_specs
-
 from flowbook.capture.client_env import CA_BUNDLE, CA_CERT, ca_bundle
 
 if TYPE_CHECKING:
@@ -53,6 +51,8 @@ class Monitor:
         self.data_dir = data_dir
         self.confdir = confdir
         self._store = store
+        from mitmproxy.proxy import mode_specs  # here: importing this module must stay cheap
+
         infos = []
         for spec, (host, port) in zip(modes, proxy.listen_addrs, strict=False):
             kind = mode_specs.ProxyMode.parse(spec).type_name

@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
-
-from mitmproxy import http
+from typing import TYPE_CHECKING, Any
 
 from flowbook.intercept.edit import modify_body
 from flowbook.intercept.host import InterceptHost
 from flowbook.intercept.pending import Decision, PendingFlow
 from flowbook.intercept.render import api_of, codec_of, error_reply
 from flowbook.model import Api, ErrorType, FlowError, FlowState, LLMFlow, LLMResponse
+
+if TYPE_CHECKING:  # these run on the proxy loop; importing this module must not load mitmproxy
+    from mitmproxy import http
 
 ORIG_REQ_KEY = "flowbook_intercept_orig_request"
 ORIG_RESP_KEY = "flowbook_intercept_orig_response"
@@ -133,6 +134,8 @@ def _set_response(
 ) -> None:
     headers = {"content-type": ctype, **(extra or {})}
     if flow.response is None:
+        from mitmproxy import http
+
         flow.response = http.Response.make(status, content, headers)
     else:
         # Keep upstream's other headers, but the body is ours now: no stale length or encoding.

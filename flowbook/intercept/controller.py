@@ -19,9 +19,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from mitmproxy import http
 from psygnal import Signal
 
 from flowbook.intercept import actions as act
@@ -43,6 +42,9 @@ from flowbook.intercept.rules import (
     compile_filter,
 )
 from flowbook.model import FlowState, LLMFlow
+
+if TYPE_CHECKING:
+    from mitmproxy import http  # annotations only: reading flows must not load mitmproxy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

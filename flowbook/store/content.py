@@ -45,6 +45,7 @@ ZSTD_LEVEL = 3
 # 150-turn agent session adds ~6 MB). Each is trained on the last ``DICT_SAMPLE_CAP`` bytes.
 DICT_STAGES = ((16 << 10, 256 << 10), (110 << 10, 16 << 20))
 DICT_SAMPLE_CAP = 2 << 20
+WAL_CHECKPOINT_PAGES = 16384  # of 1 KB
 GRACE_S = 600.0  # content younger than this is never collected: another process may be
 # about to write the line that refers to it
 
@@ -80,6 +81,10 @@ class ContentStore:
         # FULL: a commit is on disk before the segment line that refers to it is written (and
         # fsynced within half a second), so even a power cut leaves no line without content.
         self._conn.execute("PRAGMA synchronous=FULL")
+        # Checkpoint every 16 MB of WAL, not every 1 MB (the default, 1000 pages): a write of
+        # a few hundred flows adds megabytes, and each checkpoint copies pages into the file
+        # and fsyncs it again; fewer of them copy the same interior pages less often.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         # Chunk digests are random keys: lookups hit every part of the tree, so give it cache.
         self._conn.execute("PRAGMA cache_size=-65536")
         self._conn.executescript(SCHEMA)
@@ -130,7 +135,7 @@ class ContentStore:
         return dctx
 
     def _learn(self, fresh: Iterable[bytes]) -> None:
-        """Collect samples; train the store's dictionary once there are enough."""
+        """Collect samples; train the store's next dictionary once there are enough."""
         size, needed = DICT_STAGES[self._stage]
         for c in fresh:
             self._seen += len(c)
@@ -154,14 +159,82 @@ class ContentStore:
     # -- writing ---------------------------------------------------------------------------
 
     def put_many(self, lines: Iterable[bytes]) -> list[bytes]:
-        """Store lines (one transaction); return each one's recipe hash, in order."""
-        out = []
+        """Store lines (one transaction); return each one's recipe hash, in order.
+
+        The whole write is cut, hashed and looked up at once: one pass of ``chunking.cut_many``,
+        one query for the recipes and one for the chunks already stored, and the new rows of
+        every table inserted together, so a batch of flows costs a handful of statements.
+        """
+        lines = list(lines)
+        if not lines:
+            return []
+        cut_lists = chunking.cut_many(lines)
+        digests_of: list[list[bytes]] = []
+        blake = hashlib.blake2b
+        size = chunking.DIGEST_BYTES
+        for line, cuts in zip(lines, cut_lists, strict=True):
+            mv = memoryview(line)
+            digests_of.append(
+                [
+                    blake(mv[s:e], digest_size=size).digest()
+                    for s, e in zip([0, *cuts], cuts, strict=False)
+                ]
+            )
+        rhs = [blake(b"".join(ds), digest_size=size).digest() for ds in digests_of]
         conn = self._conn
-        conn.execute("BEGIN")
+        # IMMEDIATE: the write lock first, so what the lookups below find stays true until
+        # the commit (another process may share the data dir).
+        conn.execute("BEGIN IMMEDIATE")
         try:
             now = time.time()
-            for line in lines:
-                out.append(self._put(line, now))
+            stored = self._present("SELECT rh FROM recipes WHERE rh IN ", rhs)
+            known = self._present(
+                "SELECT h FROM chunks WHERE h IN ", [d for ds in digests_of for d in ds]
+            )
+            chunk_rows: list[tuple[bytes, int, int, int]] = []
+            recipe_rows: list[tuple[bytes, bytes | None, int, bytes, float]] = []
+            for line, cuts, digests, rh in zip(lines, cut_lists, digests_of, rhs, strict=True):
+                if rh in stored:
+                    self._remember(rh, digests, self._depth.get(rh, 0))
+                    continue
+                # (digest, offset in the pack, length) of each chunk this line adds
+                spans = list(zip(digests, [0, *cuts], cuts, strict=False))
+                uniq = set(digests)
+                if len(uniq) == len(digests) and known.isdisjoint(uniq):
+                    data = line  # every chunk is new (ordinary traffic): the pack is the line
+                    fresh = [(d, s, e - s) for d, s, e in spans]
+                else:
+                    mv = memoryview(line)
+                    parts: list[memoryview] = []
+                    fresh = []
+                    seen: set[bytes] = set()
+                    off = 0
+                    for d, s, e in spans:
+                        if d not in known and d not in seen:
+                            seen.add(d)
+                            parts.append(mv[s:e])
+                            fresh.append((d, off, e - s))
+                            off += e - s
+                    data = b"".join(parts)
+                if fresh:
+                    cur = conn.execute(
+                        "INSERT INTO packs(data, t, did) VALUES(?, ?, ?)",
+                        (self._cctx.compress(data), now, self._did),
+                    )
+                    if self._stage < len(DICT_STAGES):
+                        self._learn(data[o : o + n] for _, o, n in fresh)
+                    pid = cur.lastrowid
+                    assert pid is not None
+                    chunk_rows += [(d, pid, o, n) for d, o, n in fresh]
+                    known.update(d for d, _, _ in fresh)
+                base, ops, depth = self._recipe(digests)
+                recipe_rows.append((rh, base, depth, encode_ops(ops), now))
+                stored.add(rh)
+                self._remember(rh, digests, depth)
+            conn.executemany("INSERT OR IGNORE INTO chunks VALUES(?, ?, ?, ?)", chunk_rows)
+            conn.executemany(
+                "INSERT INTO recipes(rh, base, depth, ops, t) VALUES(?, ?, ?, ?, ?)", recipe_rows
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -171,62 +244,37 @@ class ContentStore:
             self._depth.clear()
             self._load_dict()  # a dictionary trained in the rolled-back transaction is gone
             raise
-        return out
+        return rhs
 
-    def _put(self, line: bytes, now: float) -> bytes:
-        pieces = chunking.chunks(line)
-        digests = [chunking.digest(c) for c in pieces]
-        rh = hashlib.blake2b(b"".join(digests), digest_size=chunking.DIGEST_BYTES).digest()
-        if self._conn.execute("SELECT 1 FROM recipes WHERE rh=?", (rh,)).fetchone():
-            self._remember(rh, digests, self._depth.get(rh, 0))
-            return rh
-        known = self._known(digests)
-        fresh: dict[bytes, bytes] = {}
-        for d, c in zip(digests, pieces, strict=True):
-            if d not in known and d not in fresh:
-                fresh[d] = c
-        if fresh:
-            data = b"".join(fresh.values())
-            cur = self._conn.execute(
-                "INSERT INTO packs(data, t, did) VALUES(?, ?, ?)",
-                (self._cctx.compress(data), now, self._did),
-            )
-            if self._stage < len(DICT_STAGES):
-                self._learn(fresh.values())
-            pid = cur.lastrowid
-            off = 0
-            rows = []
-            for d, c in fresh.items():
-                rows.append((d, pid, off, len(c)))
-                off += len(c)
-            self._conn.executemany("INSERT OR IGNORE INTO chunks VALUES(?, ?, ?, ?)", rows)
+    def _recipe(self, digests: list[bytes]) -> tuple[bytes | None, list, int]:
+        """(base, ops, depth) of a new recipe: a delta of a recent one when that is smaller."""
         base = self._pick_base(digests)
-        ops: list[bytes | tuple[int, int]] = list(digests)
-        depth = 0
-        if base is not None:
+        if base is None:
+            return None, list(digests), 0
+        # A copied range costs 9 bytes, a listed digest 17: keep the delta when it is clearly
+        # smaller than the full list (else a reader pays the chain for nothing).
+        limit = 0.7 * 17 * len(digests)
+        inside = set(self._lists[base])
+        shared = sum(1 for d in digests if d in inside)
+        # A delta lists every digest the base lacks: with too few shared, it cannot win
+        # (ordinary traffic shares a system prompt's chunk or two), so skip computing it.
+        if 17 * (len(digests) - shared) + 9 < limit:
             delta = diff_ops(self._lists[base], digests)
-            # A copied range costs 9 bytes, a listed digest 17: keep the delta when it is
-            # clearly smaller than the full list (else a reader pays the chain for nothing).
             copies = sum(1 for op in delta if not isinstance(op, bytes))
-            if 9 * copies + 17 * (len(delta) - copies) < 0.7 * 17 * len(digests):
-                ops, depth = delta, self._depth[base] + 1
-            else:
-                base = None
-        self._conn.execute(
-            "INSERT INTO recipes(rh, base, depth, ops, t) VALUES(?, ?, ?, ?, ?)",
-            (rh, base, depth, encode_ops(ops), now),
-        )
-        self._remember(rh, digests, depth)
-        return rh
+            if 9 * copies + 17 * (len(delta) - copies) < limit:
+                return base, delta, self._depth[base] + 1
+        return None, list(digests), 0
 
-    def _known(self, digests: list[bytes]) -> set[bytes]:
-        known: set[bytes] = set()
-        uniq = list(dict.fromkeys(digests))
+    def _present(self, select: str, keys: list[bytes]) -> set[bytes]:
+        """Which of ``keys`` the query ``select`` + ``(?, ...)`` finds."""
+        found: set[bytes] = set()
+        uniq = list(dict.fromkeys(keys))
         for i in range(0, len(uniq), 500):
             part = uniq[i : i + 500]
-            q = f"SELECT h FROM chunks WHERE h IN ({','.join('?' * len(part))})"
-            known.update(r[0] for r in self._conn.execute(q, part))
-        return known
+            found.update(
+                r[0] for r in self._conn.execute(f"{select}({','.join('?' * len(part))})", part)
+            )
+        return found
 
     def _pick_base(self, digests: list[bytes]) -> bytes | None:
         votes: dict[bytes, int] = {}

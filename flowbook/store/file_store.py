@@ -137,11 +137,11 @@ class FileStore:
         with self._lock:
             self._check_open()
             rhs = self.content.put_many(rec.line for rec in records)  # committed first
+            lines = [ref_line(rec.id, rh) for rec, rh in zip(records, rhs, strict=True)]
+            places = self._writer.write_many(lines)  # one os.write per segment
             items = []
             marks: dict[int, int] = {}
-            for rec, rh in zip(records, rhs, strict=True):
-                line = ref_line(rec.id, rh)
-                path, off = self._writer.write(line)
+            for rec, rh, line, (path, off) in zip(records, rhs, lines, places, strict=True):
                 seg = self._seg_id(path)
                 marks[seg] = off + len(line)
                 params = index.flow_params(seg, off, len(line), rec.retain_from, rh, rec.row)

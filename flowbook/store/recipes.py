@@ -1,8 +1,10 @@
 """Recipes: how a stored line is rebuilt from chunk digests, as a delta of another recipe.
 
 A recipe is a list of ops: a new chunk (its digest) or a range copied from the base recipe's
-resolved chunk list. Encoded as ``0 + digest`` or ``1 + start + count`` (little-endian u32),
-then zstd-compressed.
+resolved chunk list. Encoded as ``0 + digest`` or ``1 + start + count`` (little-endian u32).
+Stored as is: digests are random bytes that zstd cannot shrink (a frame only added its header),
+so compressing cost time for nothing. Recipes written zstd-compressed by earlier versions start
+with zstd's magic number (an op starts with 0 or 1) and are still read.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import zstandard
 
 from flowbook.store import chunking
 
-ZSTD_LEVEL = 3
 _NEW, _COPY = 0, 1
 _COPY_FMT = struct.Struct("<BII")
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def encode_ops(ops: list[bytes | tuple[int, int]]) -> bytes:
     """Binary recipe: ``0 + digest`` for a new chunk, ``1 + start + count`` for a copied range."""
+    digests = [op for op in ops if isinstance(op, bytes)]
+    if len(digests) == len(ops):  # a full list (no base): the common case, one join
+        return b"\x00" + b"\x00".join(digests) if digests else b""
     out = bytearray()
     for op in ops:
         if isinstance(op, bytes):
@@ -27,11 +32,13 @@ def encode_ops(ops: list[bytes | tuple[int, int]]) -> bytes:
             out += op
         else:
             out += _COPY_FMT.pack(_COPY, op[0], op[1])
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(bytes(out))
+    return bytes(out)
 
 
 def decode_ops(blob: bytes) -> list[bytes | tuple[int, int]]:
-    data = zstandard.ZstdDecompressor().decompress(blob)
+    if blob[:4] == _ZSTD_MAGIC:  # written by an earlier version
+        blob = zstandard.ZstdDecompressor().decompress(blob)
+    data = blob
     ops: list[bytes | tuple[int, int]] = []
     i, n, d = 0, len(data), chunking.DIGEST_BYTES
     while i < n:

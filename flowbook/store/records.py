@@ -33,14 +33,16 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+# One encoder for every line (``json.dumps`` builds one per call). No circular-reference
+# check: a flow's dict is a tree (a cycle would still fail, with RecursionError).
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_json_default, check_circular=False
+)
+
+
 def dumps_line(d: dict[str, Any]) -> bytes:
     """One JSONL line. JSON escapes newlines inside strings, so the line has exactly one."""
-    return (
-        json.dumps(d, ensure_ascii=False, separators=(",", ":"), default=_json_default).encode(
-            "utf-8"
-        )
-        + b"\n"
-    )
+    return _ENCODER.encode(d).encode("utf-8") + b"\n"
 
 
 def flow_line(flow: LLMFlow) -> bytes:
@@ -50,7 +52,9 @@ def flow_line(flow: LLMFlow) -> bytes:
 
 def ref_line(flow_id: str, rh: bytes) -> bytes:
     """The segment line of a flow whose full line is in the content store under ``rh``."""
-    return dumps_line({"v": REF_LINE_VERSION, "id": flow_id, "r": rh.hex()})
+    # The bytes of ``dumps_line({"v": 2, "id": flow_id, "r": rh.hex()})``, built directly.
+    head = f'{{"v":{REF_LINE_VERSION},"id":{_ENCODER.encode(flow_id)},"r":"{rh.hex()}"}}\n'
+    return head.encode("utf-8")
 
 
 def ref_of(d: Any) -> bytes | None:

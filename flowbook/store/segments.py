@@ -138,6 +138,33 @@ class SegmentWriter:
         self._ensure_syncer()
         return self.active, offset
 
+    def write_many(self, lines: list[bytes]) -> list[tuple[str, int]]:
+        """Append lines (each ending in ``\\n``) with one ``os.write`` per segment they go to;
+        return each line's (segment relative path, offset). Rotates as ``write`` would."""
+        out: list[tuple[str, int]] = []
+        now = self.clock()
+        i = 0
+        while i < len(lines):
+            full = self._size > 0 and self._size + len(lines[i]) > self.max_bytes
+            if self._fd is None or utc_day(now) != self._day or full:
+                self._open_new(now)
+            assert self._fd is not None and self.active is not None
+            group: list[bytes] = []
+            size = self._size
+            while i < len(lines) and (not group or size + len(lines[i]) <= self.max_bytes):
+                out.append((self.active, size))
+                group.append(lines[i])
+                size += len(lines[i])
+                i += 1
+            view = memoryview(b"".join(group))
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            self._size = size
+            self._dirty = True
+        self._ensure_syncer()
+        return out
+
     def _open_new(self, now: float) -> None:
         self.rotate()
         day = utc_day(now)

@@ -131,7 +131,9 @@ def read_summary(conn: sqlite3.Connection, root: Path) -> pd.DataFrame:
     # Each file is newest first and newer files hold newer rows: newest file first.
     ordered = tables[::-1]
     table = ordered[0] if len(ordered) == 1 else pa.concat_tables(ordered)
-    snap = table.to_pandas()  # strings stay Arrow-backed (string[pyarrow]): no object per value
+    # Strings stay Arrow-backed (string[pyarrow]): no object per value. One block per column:
+    # consolidating same-typed columns into 2-D blocks copied every column once more.
+    snap = table.to_pandas(split_blocks=True)
     frame = snap if len(tail) == 0 else pd.concat([tail, snap], ignore_index=True)
     sorted_frame = newest_first(frame)
     if n_deltas >= MAX_DELTAS or sorted_frame is not frame:

@@ -95,6 +95,83 @@ def test_chunks_rebuild_the_bytes_and_cut_alike_after_an_insertion() -> None:
     assert sum(map(len, shared)) > 0.9 * len(data)
 
 
+def _reference_cut_points(data: bytes) -> list[int]:
+    """The cut points by their definition, one window at a time (slow, obviously right): a
+    candidate after byte i where the low bits of the sum of the table values of the window
+    ending at i (within the line) are 0; then the minimum and maximum chunk sizes."""
+    table = [int(v) for v in chunking._TABLE]
+    n = len(data)
+    if n == 0:
+        return []
+    if n <= chunking.MIN_CHUNK:
+        return [n]
+    values = [table[b] for b in data]
+    candidates = [
+        i + 1
+        for i in range(n)
+        if sum(values[max(0, i - chunking.WINDOW + 1) : i + 1]) & chunking.MASK == 0
+    ]
+    return chunking._cuts(n, candidates)
+
+
+def test_a_batch_is_cut_as_each_line_alone_and_as_defined() -> None:
+    # The cut points decide which chunks dedupe against what is stored: cutting a whole write
+    # at once (lines concatenated) must cut each line exactly as it would alone, and as the
+    # definition says (stores written before the batched cutting share their chunks).
+    import random
+
+    rng = random.Random(7)
+    lines = [b"", b"x", b"y" * 31, b"z" * 256, b"w" * 257]
+    lines += [rng.randbytes(rng.choice([40, 300, 3000, 20000])) for _ in range(12)]
+    lines += [json.dumps([f"item {i}" for i in range(k)]).encode() for k in (50, 900, 4000)]
+    rng.shuffle(lines)
+    together = chunking.cut_many(lines)
+    assert together == [chunking.cut_many([line])[0] for line in lines]
+    for line, cuts in zip(lines, together, strict=True):
+        if len(line) <= 5000:
+            assert cuts == _reference_cut_points(line)
+        assert cuts == chunking.cut_points(line)
+        assert (cuts[-1] if cuts else 0) == len(line)
+
+
+def test_recipes_written_compressed_by_the_previous_version_still_read(tmp_path: Path) -> None:
+    import zstandard
+
+    from flowbook.store import recipes
+
+    ops: list[bytes | tuple[int, int]] = [b"a" * 16, (3, 4), b"b" * 16]
+    assert recipes.decode_ops(recipes.encode_ops(ops)) == ops
+    old = zstandard.ZstdCompressor(level=3).compress(recipes.encode_ops(ops))
+    assert recipes.decode_ops(old) == ops
+    store = content.ContentStore(tmp_path)
+    lines = [flow_line(agent_flow(i)) for i in range(4)]
+    rhs = store.put_many(lines)
+    # Rewrite every stored recipe as the previous version stored it: zstd frames.
+    rows = store._conn.execute("SELECT rid, ops FROM recipes").fetchall()
+    cctx = zstandard.ZstdCompressor(level=3)
+    for rid, blob in rows:
+        store._conn.execute("UPDATE recipes SET ops=? WHERE rid=?", (cctx.compress(blob), rid))
+    store.close()
+    again = content.ContentStore(tmp_path)
+    assert [again.get(rh) for rh in rhs] == lines
+    again.close()
+
+
+def test_one_write_of_many_lines_rotates_segments_and_reads_back(tmp_path: Path) -> None:
+    from flowbook.store.segments import SegmentWriter, read_line
+
+    writer = SegmentWriter(tmp_path, max_bytes=100)
+    lines = [(f"line {i} " + "x" * (i * 7 % 60)).encode() + b"\n" for i in range(30)]
+    places = writer.write_many(lines)
+    writer.close()
+    assert len({p for p, _ in places}) > 3  # rotated at the size limit
+    for line, (path, off) in zip(lines, places, strict=True):
+        assert read_line(tmp_path / path, off, len(line)) == line.rstrip(b"\n")
+    for path in {p for p, _ in places}:
+        size = (tmp_path / path).stat().st_size
+        assert size <= 100 or sum(1 for p, _ in places if p == path) == 1
+
+
 def test_delta_recipes_round_trip(tmp_path: Path) -> None:
     store = content.ContentStore(tmp_path)
     lines = [flow_line(agent_flow(i)) for i in range(12)]

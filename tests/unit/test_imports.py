@@ -4,6 +4,7 @@ docs/architecture.md do not drag in the layers above them."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,33 @@ def test_schema_and_filters_do_not_import_the_store() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
+
+
+# Loaded only when capture or the widgets are used: a fresh kernel reading its history pays for
+# none of them (mitmproxy alone took ~1 s of P9's cold open).
+CAPTURE_AND_UI = ("mitmproxy", "flask", "plotly", "anywidget", "ipywidgets", "IPython")
+
+
+def test_reading_flows_from_a_data_dir_does_not_import_mitmproxy_or_widgets(
+    tmp_path: Path,
+) -> None:
+    from flowbook.store.file_store import FileStore
+    from tests.helpers.factories import make_flow
+
+    flows = [make_flow(f"f{i}", model=f"gpt-4o-{i}") for i in range(3)]
+    with FileStore(tmp_path) as fs:
+        fs.append_many(flows)
+    script = (
+        "import sys, flowbook as fb\n"
+        "df = fb.flows(include_history=True)\n"
+        f"assert sorted(df['id']) == {sorted(f.id for f in flows)!r}, list(df['id'])\n"
+        f"assert fb.get_flow({flows[0].id!r}).request.model == 'gpt-4o-0'\n"
+        "fb.stats()\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {CAPTURE_AND_UI!r})\n"
+        "assert not heavy, heavy[:20]\n"
+    )
+    env = dict(os.environ, FLOWBOOK_DATA_DIR=str(tmp_path), FLOWBOOK_AUTO_CLEANUP="false")
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
