@@ -111,6 +111,7 @@ class ProxyProcess:
             self.stop(EXIT_TIMEOUT)
             raise ProxyStartError("mitmproxy could not listen: no listening socket was opened")
         self.interceptor.changed.connect(self._push_intercepting)
+        self._push_intercepting()  # a rule set while the proxy process was starting
 
     def _run_loop(self) -> None:
         loop = asyncio.new_event_loop()
