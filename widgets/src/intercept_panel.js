@@ -137,11 +137,22 @@ function render({ model, el }) {
   function drawDetail() {
     const p = pending().find((q) => q.id === selected);
     if (!p) {
+      delete detail.dataset.shown;
       detail.replaceChildren(h("div", { class: "fb-ip-empty",
         text: "Paused flows appear here; other traffic keeps flowing." }));
       return;
     }
     const entry = editorFor(p);
+    // The same flow at the same stage is on screen (a pending update only moved its countdown
+    // or its "editing" flag): leave the editor in place. Rebuilding the pane would detach the
+    // textarea being typed in and lose its focus mid-edit.
+    const key = `${p.id}:${p.stage}`;
+    if (detail.dataset.shown === key && detail.contains(entry.box)) {
+      updateButtons(p);
+      tick();
+      return;
+    }
+    detail.dataset.shown = key;
     buttons.resume.onclick = () => act(p, "resume");
     buttons.edited.onclick = () => act(p, "resume_edited", { body: entry.editor.value });
     buttons.drop.onclick = () => act(p, "drop");
@@ -149,6 +160,7 @@ function render({ model, el }) {
     buttons.cancel.onclick = () => {
       editors.delete(p.id);
       if (entry.held) act(p, "release");
+      delete detail.dataset.shown;  // a fresh editor with the original value
       drawDetail();
     };
     detail.replaceChildren(
