@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
+from flowbook import jsonfast
 from flowbook.model import Api, ErrorType, FlowError, LLMRequest, LLMResponse, StreamEvent
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class RequestView:
         if not self._json_done:
             self._json_done = True
             try:
-                self._json = json.loads(self.body) if self.body else None
+                self._json = jsonfast.loads(self.body) if self.body else None
             except (ValueError, UnicodeDecodeError):
                 self._json = None
         return self._json

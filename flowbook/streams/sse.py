@@ -11,6 +11,7 @@ import codecs
 import json
 from typing import Any
 
+from flowbook import jsonfast
 from flowbook.model import StreamEvent
 from flowbook.streams.base import FramingDecoder
 
@@ -114,7 +115,7 @@ class SSEDecoder(FramingDecoder):
         self._event = None
         data: Any
         try:
-            data = json.loads(raw) if raw else raw
+            data = jsonfast.loads(raw) if raw else raw
         except ValueError:
             data = raw
             # `[DONE]` (Chat Completions' end sentinel) starts with "[" but is not an error.
