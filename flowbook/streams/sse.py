@@ -49,6 +49,20 @@ class SSEDecoder(FramingDecoder):
         if self._pending_cr and buf.startswith("\n"):
             buf = buf[1:]
         self._pending_cr = False
+        if "\r" not in buf:
+            # The common case (LF line ends only): one split instead of a search per line.
+            lines = buf.split("\n")
+            self._buf = lines.pop()  # the unterminated rest ("" after a final LF)
+            for line in lines:
+                ev = self._line(line, t)
+                if ev is not None:
+                    events.append(ev)
+            if final and self._buf:
+                ev = self._line(self._buf, t)
+                self._buf = ""
+                if ev is not None:
+                    events.append(ev)
+            return events
         start = 0
         n = len(buf)
         while start < n:
