@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS facts (
 );
 CREATE INDEX IF NOT EXISTS facts_conversation ON facts(conversation);
 CREATE INDEX IF NOT EXISTS facts_request ON facts(request_hash);
+-- The retry lookup (an earlier failed flow with the same request): without it, every flow of a
+-- prompt sent thousands of times (an eval loop, a load test) scanned all of that prompt's rows.
+CREATE INDEX IF NOT EXISTS facts_retry ON facts(request_hash, failed, created);
 CREATE INDEX IF NOT EXISTS facts_prompt ON facts(prompt_hash);
 CREATE INDEX IF NOT EXISTS facts_thread ON facts(thread_id);
 CREATE TABLE IF NOT EXISTS tool_calls (

@@ -66,6 +66,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: An earlier failed flow with the same request (served by the ``facts_retry`` index).
+RETRY_SQL = (
+    "SELECT flow_id FROM facts WHERE request_hash=? AND failed=1 AND flow_id<>? "
+    "AND created<=? ORDER BY created DESC LIMIT 1"
+)
+
+
 class SessionTracker:
     """Sessions and correlation of one data dir, kept in ``sessions.sqlite``."""
 
@@ -408,11 +415,7 @@ class SessionTracker:
         return out
 
     def _find_retry(self, flow_id: str, request_hash: str, created: float) -> str | None:
-        row = self.db.one(
-            "SELECT flow_id FROM facts WHERE request_hash=? AND failed=1 AND flow_id<>? "
-            "AND created<=? ORDER BY created DESC LIMIT 1",
-            (request_hash, flow_id, created),
-        )
+        row = self.db.one(RETRY_SQL, (request_hash, flow_id, created))
         return row["flow_id"] if row else None
 
     def _link_tool_results(

@@ -168,3 +168,16 @@ def _line(frame) -> str:  # type: ignore[no-untyped-def]
     import linecache
 
     return linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+
+
+def test_the_retry_lookup_is_served_by_an_index_not_a_scan(data_dir: Path) -> None:
+    # A prompt sent thousands of times (an eval loop, a load test) must not make every new flow
+    # read all of that prompt's earlier rows.
+    from flowbook.grouping.tracker import RETRY_SQL
+
+    ws = ws_of(data_dir)
+    plan = " ".join(
+        str(tuple(r))
+        for r in ws.sessions.db.rows("EXPLAIN QUERY PLAN " + RETRY_SQL, ("h", "f", 1.0))
+    )
+    assert "facts_retry" in plan and "TEMP B-TREE" not in plan, plan
