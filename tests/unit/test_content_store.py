@@ -171,7 +171,7 @@ def test_recipes_name_the_pack_of_new_chunks_and_read_back_after_a_reopen(
 
     monkeypatch.setattr(content, "GRACE_S", 0.0)
     rng = random.Random(3)
-    shared = rng.randbytes(3000)  # a chunk or two every line repeats (a system prompt)
+    shared = rng.randbytes(8000)  # chunks every line repeats (a system prompt)
     plain = [rng.randbytes(6000) + shared + rng.randbytes(9000) for _ in range(6)]
     store = content.ContentStore(tmp_path)
     rhs = store.put_many(plain[:1]) + store.put_many(plain[1:])
