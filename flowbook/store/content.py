@@ -10,7 +10,10 @@
   (another recipe) with ranges copied from it and new chunks in between. An agent's turn N+1
   repeats turn N's line with a few insertions, so its recipe is a handful of ranges and the new
   chunks, not the full list (a full list would grow with the square of the session's length).
-  Chains are cut at ``MAX_DEPTH`` so rebuilding stays a few lookups.
+  Chains are cut at ``MAX_DEPTH`` so rebuilding stays a few lookups. When no delta wins
+  (ordinary traffic), the recipe names the pack holding the line's new chunks (in order) and
+  lists only the digests of chunks stored before (``recipes.encode_pack``): ~2 bytes per new
+  chunk instead of 17, and a line whose chunks are all new reads as one pack, no lookups.
 
 A segment line refers to its recipe by ``rh``. Writes commit here before the line is written,
 so a line never refers to content that is not stored; a kill in between leaves unreferenced
@@ -30,7 +33,7 @@ from pathlib import Path
 import zstandard
 
 from flowbook.store import chunking
-from flowbook.store.recipes import decode_ops, diff_ops, encode_ops
+from flowbook.store.recipes import decode_ops, decode_pack, diff_ops, encode_ops, encode_pack
 
 CONTENT_FILE = "content.sqlite"
 MAX_DEPTH = 40
@@ -60,6 +63,24 @@ CREATE TABLE IF NOT EXISTS recipes(
     rid INTEGER PRIMARY KEY, rh BLOB UNIQUE NOT NULL, base BLOB, depth INTEGER NOT NULL,
     ops BLOB NOT NULL, t REAL NOT NULL);
 """
+
+
+def pack_digests(data: bytes, entries: list[bytes | int]) -> list[bytes]:
+    """The chunk digests of a line whose recipe names the pack ``data`` (``encode_pack``)."""
+    if len(data) != sum(e for e in entries if isinstance(e, int)):
+        raise ContentMissing("a pack does not match its recipe's chunk lengths")
+    mv = memoryview(data)
+    out = []
+    start = 0
+    for e in entries:
+        if isinstance(e, int):
+            out.append(
+                hashlib.blake2b(mv[start : start + e], digest_size=chunking.DIGEST_BYTES).digest()
+            )
+            start += e
+        else:
+            out.append(e)
+    return out
 
 
 class ContentMissing(LookupError):
@@ -200,13 +221,18 @@ class ContentStore:
                 # (digest, offset in the pack, length) of each chunk this line adds
                 spans = list(zip(digests, [0, *cuts], cuts, strict=False))
                 uniq = set(digests)
+                # The line as pack entries: a new chunk's length (it goes in this line's pack,
+                # in order) or a stored chunk's digest.
+                entries: list[bytes | int]
                 if len(uniq) == len(digests) and known.isdisjoint(uniq):
                     data = line  # every chunk is new (ordinary traffic): the pack is the line
                     fresh = [(d, s, e - s) for d, s, e in spans]
+                    entries = [n for _, _, n in fresh]
                 else:
                     mv = memoryview(line)
                     parts: list[memoryview] = []
                     fresh = []
+                    entries = []
                     seen: set[bytes] = set()
                     off = 0
                     for d, s, e in spans:
@@ -214,8 +240,12 @@ class ContentStore:
                             seen.add(d)
                             parts.append(mv[s:e])
                             fresh.append((d, off, e - s))
+                            entries.append(e - s)
                             off += e - s
+                        else:
+                            entries.append(d)
                     data = b"".join(parts)
+                pid = None
                 if fresh:
                     cur = conn.execute(
                         "INSERT INTO packs(data, t, did) VALUES(?, ?, ?)",
@@ -228,7 +258,12 @@ class ContentStore:
                     chunk_rows += [(d, pid, o, n) for d, o, n in fresh]
                     known.update(d for d, _, _ in fresh)
                 base, ops, depth = self._recipe(digests)
-                recipe_rows.append((rh, base, depth, encode_ops(ops), now))
+                if base is None and pid is not None:
+                    # No delta wins: name this line's pack (2 bytes a new chunk, not 17).
+                    blob = encode_pack(pid, entries)
+                else:
+                    blob = encode_ops(ops)
+                recipe_rows.append((rh, base, depth, blob, now))
                 stored.add(rh)
                 self._remember(rh, digests, depth)
             conn.executemany("INSERT OR IGNORE INTO chunks VALUES(?, ?, ?, ?)", chunk_rows)
@@ -307,16 +342,34 @@ class ContentStore:
     def get(self, rh: bytes) -> bytes:
         """The line stored under recipe ``rh``; ContentMissing when any part is gone."""
         with self._rlock:
-            digests = self._resolve(rh, 0)
-            return self._assemble(digests)
+            cached = self._lists.get(rh)
+            if cached is not None:
+                return self._assemble(cached)
+            row = self._rconn.execute("SELECT base, ops FROM recipes WHERE rh=?", (rh,)).fetchone()
+            if row is None:
+                raise ContentMissing(f"recipe {rh.hex()} is not stored")
+            pack = decode_pack(row[1])
+            if pack is not None:
+                pid, entries = pack
+                data = self._pack(pid)
+                if all(isinstance(e, int) for e in entries):  # the line is the whole pack
+                    if len(data) != sum(entries):  # type: ignore[arg-type]
+                        raise ContentMissing(f"pack {pid} does not hold recipe {rh.hex()}")
+                    return data
+                return self._assemble(pack_digests(data, entries))
+            return self._assemble(self._resolve(rh, 0, row))
 
-    def _resolve(self, rh: bytes, hops: int) -> list[bytes]:
+    def _resolve(self, rh: bytes, hops: int, row: tuple | None = None) -> list[bytes]:
         cached = self._lists.get(rh)
         if cached is not None:
             return cached
-        row = self._rconn.execute("SELECT base, ops FROM recipes WHERE rh=?", (rh,)).fetchone()
+        if row is None:
+            row = self._rconn.execute("SELECT base, ops FROM recipes WHERE rh=?", (rh,)).fetchone()
         if row is None or hops > MAX_DEPTH + 1:
             raise ContentMissing(f"recipe {rh.hex()} is not stored")
+        pack = decode_pack(row[1])
+        if pack is not None:
+            return pack_digests(self._pack(pack[0]), pack[1])
         base = self._resolve(row[0], hops + 1) if row[0] is not None else []
         out: list[bytes] = []
         for op in decode_ops(row[1]):
@@ -339,19 +392,24 @@ class ContentStore:
             loc = where.get(d)
             if loc is None:
                 raise ContentMissing(f"chunk {d.hex()} is not stored")
-            data = self._packs.get(loc[0])
-            if data is None:
-                row = self._rconn.execute("SELECT data, did FROM packs WHERE pid=?", (loc[0],))
-                blob = row.fetchone()
-                if blob is None:
-                    raise ContentMissing(f"pack {loc[0]} is not stored")
-                data = self._packs[loc[0]] = self._dctx_for(blob[1]).decompress(blob[0])
-                while len(self._packs) > 64:
-                    self._packs.popitem(last=False)
-            else:
-                self._packs.move_to_end(loc[0])
+            data = self._pack(loc[0])
             out.append(data[loc[1] : loc[1] + loc[2]])
         return b"".join(out)
+
+    def _pack(self, pid: int) -> bytes:
+        """Pack ``pid`` decompressed (the last 64 read are kept)."""
+        data = self._packs.get(pid)
+        if data is None:
+            row = self._rconn.execute("SELECT data, did FROM packs WHERE pid=?", (pid,))
+            blob = row.fetchone()
+            if blob is None:
+                raise ContentMissing(f"pack {pid} is not stored")
+            data = self._packs[pid] = self._dctx_for(blob[1]).decompress(blob[0])
+            while len(self._packs) > 64:
+                self._packs.popitem(last=False)
+        else:
+            self._packs.move_to_end(pid)
+        return data
 
     # -- collecting ------------------------------------------------------------------------
 
@@ -387,11 +445,28 @@ class ContentStore:
         # needed just because a live recipe is a delta of it).
         is_base = {base for base, _, _ in recipes.values() if base is not None}
         memo: dict[bytes, list[bytes]] = {}
+        # A recipe that names a pack keeps that pack and all its chunks (plus the stored chunks
+        # it lists); its new chunks' digests are only worked out (from the pack) when it is
+        # the base of a delta.
+        own_packs: dict[bytes, tuple[int, list[bytes | int]]] = {}
+        for rh, (_, ops, _) in recipes.items():
+            pack = decode_pack(ops)
+            if pack is not None:
+                own_packs[rh] = pack
 
         def resolved(rh: bytes) -> list[bytes]:
             got = memo.get(rh)
             if got is not None:
                 return got
+            if rh in own_packs:
+                pid, entries = own_packs[rh]
+                row = conn.execute("SELECT data, did FROM packs WHERE pid=?", (pid,)).fetchone()
+                if row is None:
+                    return []
+                with self._rlock:
+                    dctx = self._dctx_for(row[1])
+                memo[rh] = digests = pack_digests(dctx.decompress(row[0]), entries)
+                return digests
             base, ops, _ = recipes[rh]
             base_list = resolved(base) if base is not None and base in recipes else []
             out: list[bytes] = []
@@ -402,15 +477,20 @@ class ContentStore:
             return out
 
         needed: set[bytes] = set()
+        # Packs a kept recipe names stay whole: a line's new chunks, and a base's (rebuilding
+        # a delta reads its base's digests, which for such a base come from its pack).
+        whole = {own_packs[rh][0] for rh in keep if rh in own_packs}
         for rh in live | {rh for rh, (_, _, t) in recipes.items() if t >= cutoff}:
-            if rh in recipes:
+            if rh in own_packs:
+                needed.update(e for e in own_packs[rh][1] if isinstance(e, bytes))
+            elif rh in recipes:
                 needed.update(resolved(rh))
         dead_recipes = [rh for rh in recipes if rh not in keep]
         young = {r[0] for r in conn.execute("SELECT pid FROM packs WHERE t >= ?", (cutoff,))}
         dead_chunks = []
-        live_packs: set[int] = set(young)
+        live_packs: set[int] = young | whole
         for h, pid in conn.execute("SELECT h, pid FROM chunks"):
-            if h in needed:
+            if h in needed or pid in whole:
                 live_packs.add(pid)
             elif pid not in young:
                 dead_chunks.append(h)

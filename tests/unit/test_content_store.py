@@ -146,15 +146,99 @@ def test_recipes_written_compressed_by_the_previous_version_still_read(tmp_path:
     store = content.ContentStore(tmp_path)
     lines = [flow_line(agent_flow(i)) for i in range(4)]
     rhs = store.put_many(lines)
-    # Rewrite every stored recipe as the previous version stored it: zstd frames.
+    # Rewrite every stored recipe of a form that version wrote (ops, not a named pack) as it
+    # stored them: zstd frames.
     rows = store._conn.execute("SELECT rid, ops FROM recipes").fetchall()
     cctx = zstandard.ZstdCompressor(level=3)
+    rows = [(rid, blob) for rid, blob in rows if recipes.decode_pack(blob) is None]
+    assert rows
     for rid, blob in rows:
         store._conn.execute("UPDATE recipes SET ops=? WHERE rid=?", (cctx.compress(blob), rid))
     store.close()
     again = content.ContentStore(tmp_path)
     assert [again.get(rh) for rh in rhs] == lines
     again.close()
+
+
+def test_recipes_name_the_pack_of_new_chunks_and_read_back_after_a_reopen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordinary lines' recipes name their pack (not a digest per chunk); a delta of such a
+    recipe still reads once the cache is gone, and after the named recipe's line expired."""
+    import random
+
+    from flowbook.store import recipes
+
+    monkeypatch.setattr(content, "GRACE_S", 0.0)
+    rng = random.Random(3)
+    shared = rng.randbytes(8000)  # chunks every line repeats (a system prompt)
+    plain = [rng.randbytes(6000) + shared + rng.randbytes(9000) for _ in range(6)]
+    store = content.ContentStore(tmp_path)
+    rhs = store.put_many(plain[:1]) + store.put_many(plain[1:])
+    turns = [flow_line(agent_flow(i)) for i in range(6)]
+    trhs = store.put_many(turns)
+    rows = dict(store._conn.execute("SELECT rh, ops FROM recipes"))
+    named = [recipes.decode_pack(rows[rh]) for rh in rhs]
+    assert all(n is not None for n in named)
+    # A line's own bytes are listed by length (2-3 bytes each), a repeated chunk by digest.
+    assert all(isinstance(e, int) for e in named[0][1])  # type: ignore[index]
+    assert all(any(isinstance(e, bytes) for e in n[1]) for n in named[1:])  # type: ignore[index]
+    assert (
+        sum(len(rows[rh]) for rh in rhs) < 17 * sum(len(chunking.cut_points(x)) for x in plain) / 3
+    )
+    assert recipes.decode_pack(rows[trhs[0]]) is not None  # the first turn: all new
+    base = store._conn.execute("SELECT base FROM recipes WHERE rh=?", (trhs[1],)).fetchone()[0]
+    assert base == trhs[0]  # the next turn is a delta of it
+    store.close()
+    again = content.ContentStore(tmp_path)  # nothing cached
+    assert [again.get(rh) for rh in rhs + trhs] == plain + turns
+    # The first turn's and the first plain line's lines are gone: the plain line's recipe and
+    # its own chunks' rows go (its pack stays whole: it holds the chunk the others repeat),
+    # the first turn's recipe and pack stay as the base of the next.
+    got = again.collect(rhs[1:] + trhs[1:])
+    assert got["recipes"] == 1 and got["chunks"] >= 2 and got["packs"] == 0
+    again.close()
+    third = content.ContentStore(tmp_path)
+    assert [third.get(rh) for rh in rhs[1:] + trhs[1:]] == plain[1:] + turns[1:]
+    with pytest.raises(content.ContentMissing):
+        third.get(rhs[0])
+    third.close()
+
+
+def test_recipes_listing_every_digest_still_read_and_collect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recipes written before recipes named packs (a digest per chunk) read and collect."""
+    from flowbook.store import recipes
+
+    monkeypatch.setattr(content, "GRACE_S", 0.0)
+    import random
+
+    rng = random.Random(5)
+    shared = rng.randbytes(3000)
+    lines = [rng.randbytes(5000) + shared + rng.randbytes(7000) for _ in range(5)]
+    store = content.ContentStore(tmp_path)
+    rhs = store.put_many(lines)
+    turns = [flow_line(agent_flow(i)) for i in range(4)]
+    trhs = store.put_many(turns)
+    # Rewrite every named-pack recipe as the previous version wrote it: the digest list.
+    rewritten = 0
+    for rid, blob in store._conn.execute("SELECT rid, ops FROM recipes").fetchall():
+        pack = recipes.decode_pack(blob)
+        if pack is not None:
+            data = store._pack(pack[0])
+            old = recipes.encode_ops(list(content.pack_digests(data, pack[1])))
+            store._conn.execute("UPDATE recipes SET ops=? WHERE rid=?", (old, rid))
+            rewritten += 1
+    assert rewritten >= 6  # the five lines and the first turn
+    store.close()
+    again = content.ContentStore(tmp_path)
+    assert [again.get(rh) for rh in rhs + trhs] == lines + turns
+    again.collect(rhs[2:] + trhs[1:])
+    again.close()
+    third = content.ContentStore(tmp_path)
+    assert [third.get(rh) for rh in rhs[2:] + trhs[1:]] == lines[2:] + turns[1:]
+    third.close()
 
 
 def test_one_write_of_many_lines_rotates_segments_and_reads_back(tmp_path: Path) -> None:
