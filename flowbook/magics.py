@@ -1,7 +1,8 @@
 """``%flowmon``: the notebook's short way to drive flowbook.
 
-%flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR] [--detached]
+%flowmon start [--port N] [--host H] [--mode SPEC]... [--data-dir DIR] [--detached | --own-process]
                                    --detached: the proxy in its own process, outliving the kernel
+                                   --own-process: mitmproxy in a child process, recording here
 %flowmon attach [--data-dir DIR]   watch (and intercept) a capture running in another process
 %flowmon stop | status             stop ends an attached capture too
 %flowmon flows [FILTER]            the flows DataFrame (filtered)
@@ -43,6 +44,7 @@ def _start_parser() -> _Parser:
     p.add_argument("--mode", action="append", default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--detached", action="store_true")
+    p.add_argument("--own-process", action="store_true")
     return p
 
 
@@ -81,6 +83,7 @@ def run_line(line: str) -> Any:
             mode=a.mode or "regular",
             data_dir=a.data_dir,
             detached=a.detached,
+            own_process=a.own_process,
         )
     if cmd == "attach":
         a = _attach_parser().parse_args(rest)

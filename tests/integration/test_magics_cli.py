@@ -17,18 +17,22 @@ from flowbook.magics import MagicUsageError, run_line
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("flag", ["", " --own-process"], ids=["thread", "own-process"])
 def test_load_ext_registers_flowmon_and_drives_the_proxy(
-    data_dir: Path, capsys: pytest.CaptureFixture[str]
+    data_dir: Path, capsys: pytest.CaptureFixture[str], flag: str
 ) -> None:
+    from flowbook.capture.proxy_process import ProxyProcess
+
     ip = get_ipython()
     ip.run_line_magic("load_ext", "flowbook")
     assert "flowmon" in ip.magics_manager.magics["line"]
     with FakeUpstream() as up:
         mon = ip.run_line_magic(
-            "flowmon", f"start --port 0 --mode reverse:{up.url} --data-dir {data_dir}"
+            "flowmon", f"start --port 0 --mode reverse:{up.url} --data-dir {data_dir}{flag}"
         )
         try:
             assert mon is fb.monitor() and mon.port > 0
+            assert isinstance(mon._proxy, ProxyProcess) == bool(flag)
             status = ip.run_line_magic("flowmon", "status")
             assert status["running"] is True and status["data_dir"] == str(data_dir)
             import httpx
