@@ -23,7 +23,9 @@ def test_load_ext_registers_flowmon_and_drives_the_proxy(
 ) -> None:
     from flowbook.capture.proxy_process import ProxyProcess
 
-    ip = get_ipython()
+    import IPython
+
+    ip = get_ipython() or IPython.get_ipython()  # the test shell starts once per process
     ip.run_line_magic("load_ext", "flowbook")
     assert "flowmon" in ip.magics_manager.magics["line"]
     with FakeUpstream() as up:
