@@ -21,9 +21,9 @@ pytestmark = pytest.mark.integration
 def test_load_ext_registers_flowmon_and_drives_the_proxy(
     data_dir: Path, capsys: pytest.CaptureFixture[str], flag: str
 ) -> None:
-    from flowbook.capture.proxy_process import ProxyProcess
-
     import IPython
+
+    from flowbook.capture.proxy_process import ProxyProcess
 
     ip = get_ipython() or IPython.get_ipython()  # the test shell starts once per process
     ip.run_line_magic("load_ext", "flowbook")
