@@ -19,6 +19,12 @@ The CPU time each proxy spends per call (from ``/proc/<pid>/stat``; for ``flowbo
 process and its proxy child process together) is reported too: it depends far less on what else
 runs on the machine than calls per second do.
 
+``flowbook capture`` runs mitmproxy in a child process and records in its own process at a
+lower CPU priority (``flowbook.cli.CAPTURE_NICE``): under saturation the proxy gets the cores
+first. After the windows, one sustained window of ``sustained_s`` on flowbook alone measures how
+far the recording falls behind: the seconds from the end of that load until every call it carried
+is stored (``fb.attach`` + ``fb.wait_idle``).
+
 ``baseline=DIR`` adds a third proxy, ``baseline``: ``flowbook capture`` importing the
 ``flowbook`` package in DIR (e.g. an export of the main branch), in the same interleaved windows.
 """
@@ -196,12 +202,26 @@ def _stored(data_dir: str) -> dict[str, int]:
         store.close()
 
 
+def _recording_lag(data_dir: str) -> float:
+    """Seconds from now until the capture for ``data_dir`` has stored everything it carried."""
+    import flowbook as fb
+
+    t0 = time.monotonic()
+    fb.attach(data_dir)
+    try:
+        assert fb.wait_idle(300), "the capture did not catch up within 300 s"
+        return time.monotonic() - t0
+    finally:
+        fb.api._reset_for_tests()  # detach; the capture keeps running
+
+
 def run(
     concurrency: int = 32,
     seconds: float = 8.0,
     windows: int = 3,
     warmup_s: float = 2.0,
     baseline: str | None = None,
+    sustained_s: float = 20.0,
 ) -> dict[str, Any]:
     """Measure P3; see the module docstring."""
     names = ["bare", "flowbook", *(["baseline"] if baseline else [])]
@@ -228,6 +248,14 @@ def run(
                 if name in sent:
                     sent[name] += r["ok"] + r["failed"] + r["errors"]
             load.append(load_average())
+        # The capture process records at a lower priority than its proxy process (cli.py,
+        # CAPTURE_NICE): under saturation the proxy gets the cores first. How far behind does
+        # the recording fall? A sustained window on flowbook alone, then the time until every
+        # call it carried is stored.
+        r = asyncio.run(_window(ports["flowbook"], concurrency, sustained_s))
+        sent["flowbook"] += r["ok"] + r["failed"] + r["errors"]
+        lag = _recording_lag(data_dirs["flowbook"])
+        sustained = {"seconds": sustained_s, "rps": r["rps"], "catch_up_s": lag}
     finally:
         for name in captures:  # a clean stop, as a user would: the capture flushes its store
             procs[name].send_signal(signal.SIGINT)
@@ -272,6 +300,7 @@ def run(
         "windows": windows,
         **{n: agg(n) for n in names},
         "load_avg": load,
+        "sustained": sustained,
     }
     res["P3_ratio"] = res["flowbook"]["rps"] / res["bare"]["rps"]
     # Each window's pair (the proxies run back to back): a burst of other work on the machine
@@ -303,6 +332,10 @@ def rows_for_table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("P3 context: proxy CPU per call, bare / flowbook (ratio)",
          f"{b['cpu_ms_per_call']:.2f} / {f['cpu_ms_per_call']:.2f} ms = "
          f"{r['P3_cpu_ratio']:.2f}x", "-", "-"),
+        (f"P3 context: {r['sustained']['seconds']:.0f} s of saturation on flowbook alone, then "
+         "until every call is stored",
+         f"{r['sustained']['rps']:.0f} calls/s; recording caught up "
+         f"{r['sustained']['catch_up_s']:.1f} s after the load ended", "-", "-"),
         ("P3 flows lost (every stored flow completed)",
          f"{f['flows_lost']} of {f['calls_through']:,} ({f['flows_stored_by_state']})", "0",
          "yes" if ok else "NO"),

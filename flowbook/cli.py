@@ -163,6 +163,7 @@ def _capture(args: argparse.Namespace) -> int:
     mon = ws.start(
         args.port, args.host, args.mode or "regular", own_process=True, **_mitm_options(args.set)
     )
+    _yield_cpu_to_the_proxy()
     server = ControlServer(
         ws, write_token(ws.data_dir), lease_s=args.lease or DEFAULT_LEASE_S
     ).start()
@@ -201,6 +202,35 @@ def _capture(args: argparse.Namespace) -> int:
         fb.stop()
         print(f"\nstopped; flows are in {mon.data_dir}", flush=True)
     return 0
+
+
+#: The niceness of the capture process's threads (its proxy process keeps the default, 0).
+CAPTURE_NICE = 10
+
+
+def _yield_cpu_to_the_proxy() -> None:
+    """Lower this process's threads to ``CAPTURE_NICE``, once the proxy process runs.
+
+    Everything here (parsing, pricing, storing, sessions, the control channel) happens after
+    the bytes have gone to the client; the proxy process forwards them. When the machine's cores
+    are all busy, the proxy should get them first and the recording catch up a moment later.
+    Linux keeps a nice value per thread and new threads inherit their creator's, so every
+    thread that exists now is lowered; threads started later (by these) inherit it. Elsewhere,
+    or where the system refuses, nothing changes.
+    """
+    import contextlib
+    import threading
+
+    task_dir = Path("/proc/self/task")
+    if not task_dir.is_dir():
+        return
+    # The thread that reads the proxy process's batches keeps its priority: if it fell behind,
+    # the proxy process would wait for room in the socket to send more.
+    keep = {t.native_id for t in threading.enumerate() if t.name == "flowbook-proxy-link"}
+    for tid in task_dir.iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if int(tid.name) not in keep:
+                os.setpriority(os.PRIO_PROCESS, int(tid.name), CAPTURE_NICE)
 
 
 def _exit_now(code: int) -> None:
