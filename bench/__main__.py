@@ -57,7 +57,7 @@ def machine() -> dict[str, Any]:
 
 
 PLACEMENTS = (
-    ("capture", "", "flowbook capture (mitmproxy in its own process)", "_capture"),
+    ("capture", "", "flowbook, mitmproxy in its own process (own_process=True)", "_capture"),
     ("flowbook", "", "flowbook in-kernel thread (fb.start())", ""),
 )
 
@@ -92,7 +92,7 @@ def proxy_rows(r: dict[str, Any]) -> list[Row]:
         ]
     fb_ms = "/".join(f"{r[n]['sse_ttft_p50_ms']:.1f}" for n, *_ in PLACEMENTS if n in r)
     rows += [
-        ("P2 context: SSE TTFT p50 direct / bare mitmproxy / flowbook capture / in-kernel",
+        ("P2 context: SSE TTFT p50 direct / bare mitmproxy / own_process / in-kernel thread",
          f"{r['direct']['sse_ttft_p50_ms']:.1f} / {r['bare']['sse_ttft_p50_ms']:.1f} / "
          f"{fb_ms} ms", "-", "-"),
         ("P2 SSE body captured byte-identical", str(r["P2_body_identical"]), "True",
