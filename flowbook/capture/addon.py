@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
@@ -112,18 +113,22 @@ class FlowbookAddon:
     def running(self) -> None:
         self.ready.set()
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    # The hooks return a coroutine only when they must wait (an interception): mitmproxy awaits
+    # what a hook returns only when it is awaitable, and a coroutine per request and response
+    # would cost every flow on the proxy's loop.
+
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         created = flow.request.timestamp_start or time.time()
         view = request_view(flow)
         found = self.detector.detect(view)
         if found is None:
-            return
+            return None
         provider, detection = found
         client = flow.client_conn.peername
         client_addr = f"{client[0]}:{client[1]}" if client else None
-        await self.record_request(flow, view, provider, detection, created, client_addr)
+        return self.record_request(flow, view, provider, detection, created, client_addr)
 
-    async def record_request(
+    def record_request(
         self,
         flow: http.HTTPFlow,
         view: RequestView,
@@ -131,39 +136,54 @@ class FlowbookAddon:
         detection: Detection,
         created: float,
         client_addr: str | None,
-    ) -> None:
-        """Record a detected LLM request (and pause it when interception asks to)."""
+    ) -> Awaitable[None] | None:
+        """Record a detected LLM request; a coroutine when interception may pause it."""
         flow_id = flow_id_of(flow)
         flow.metadata[META_KEY] = flow_id
         ic = self.interceptor
         if ic is not None and ic.active():
-            llm = self.recorder.begin(
-                flow_id,
-                view,
-                provider,
-                detection,
-                created=created,
-                client_address=client_addr,
-                parse_now=True,
+            return self._intercept_request(
+                ic, flow, flow_id, view, provider, detection, created, client_addr
             )
-            assert llm is not None
-            before = flow.request.get_content(strict=False)
-            before_headers = flow.request.headers.copy()
-            await ic.on_request(flow, llm, self.intercept_host)
-            changed = None
-            if (
-                flow.request.get_content(strict=False) != before
-                or flow.request.headers != before_headers
-            ):
-                changed = request_view(flow)
-            self.recorder.request_sent(flow_id, time.time(), changed)
-            if flow.response is not None:  # mocked / blocked / dropped before upstream
-                self._mocked(flow, flow_id)
-            return
         self.recorder.begin(
             flow_id, view, provider, detection, created=created, client_address=client_addr
         )
         self.recorder.request_sent(flow_id, time.time())
+        return None
+
+    async def _intercept_request(
+        self,
+        ic: InterceptController,
+        flow: http.HTTPFlow,
+        flow_id: str,
+        view: RequestView,
+        provider: Provider,
+        detection: Detection,
+        created: float,
+        client_addr: str | None,
+    ) -> None:
+        llm = self.recorder.begin(
+            flow_id,
+            view,
+            provider,
+            detection,
+            created=created,
+            client_address=client_addr,
+            parse_now=True,
+        )
+        assert llm is not None
+        before = flow.request.get_content(strict=False)
+        before_headers = flow.request.headers.copy()
+        await ic.on_request(flow, llm, self.intercept_host)
+        changed = None
+        if (
+            flow.request.get_content(strict=False) != before
+            or flow.request.headers != before_headers
+        ):
+            changed = request_view(flow)
+        self.recorder.request_sent(flow_id, time.time(), changed)
+        if flow.response is not None:  # mocked / blocked / dropped before upstream
+            self._mocked(flow, flow_id)
 
     def _mocked(self, flow: http.HTTPFlow, flow_id: str) -> None:
         # A response set in the request hook never reaches responseheaders; record it here.
@@ -196,16 +216,16 @@ class FlowbookAddon:
         if streamed:
             resp.stream = StreamTee(self.recorder, flow_id)
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         flow_id = flow.metadata.get(META_KEY)
         if flow_id is None:
-            return
+            return None
         resp = flow.response
         assert resp is not None
         if isinstance(resp.stream, StreamTee):
             # Normally the tee saw the end already; a body-less response never reaches it.
             resp.stream.end(resp.timestamp_end or time.time())
-            return
+            return None
         ic = self.interceptor
         if (
             ic is not None
@@ -213,9 +233,15 @@ class FlowbookAddon:
             and not flow.metadata.get("flowbook_mocked")
             and ic.wants_response(flow, None)
         ):
-            await ic.on_response(flow, None, self.intercept_host)
-        t = resp.timestamp_end or time.time()
-        self.recorder.response_end(flow_id, t, resp.raw_content)
+            return self._intercept_response(ic, flow, flow_id, resp)
+        self.recorder.response_end(flow_id, resp.timestamp_end or time.time(), resp.raw_content)
+        return None
+
+    async def _intercept_response(
+        self, ic: InterceptController, flow: http.HTTPFlow, flow_id: str, resp: http.Response
+    ) -> None:
+        await ic.on_response(flow, None, self.intercept_host)  # edits ``resp`` in place
+        self.recorder.response_end(flow_id, resp.timestamp_end or time.time(), resp.raw_content)
 
     def error(self, flow: http.HTTPFlow) -> None:
         flow_id = flow.metadata.get(META_KEY)

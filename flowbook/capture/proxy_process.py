@@ -279,10 +279,12 @@ class ProxyProcess:
             mirror = http.HTTPFlow.from_state(state)
             assert isinstance(mirror, http.HTTPFlow)
             self._mirrors[flow_id] = mirror
-            await self.addon.record_request(
+            pending = self.addon.record_request(
                 mirror, request_view(mirror), self._provider(pname),
                 Detection(pname, api, strength), created, client,
             )  # fmt: skip
+            if pending is not None:
+                await pending
             return {
                 "request": mirror.request.get_state(),
                 "response": mirror.response.get_state() if mirror.response else None,
@@ -298,7 +300,9 @@ class ProxyProcess:
         if kind == "response":
             self._mirrors.pop(flow_id, None)
             mirror.response = http.Response.from_state(args[0])
-            await self.addon.response(mirror)
+            pending = self.addon.response(mirror)
+            if pending is not None:
+                await pending
             assert mirror.response is not None
             return {"response": mirror.response.get_state()}
         raise ValueError(f"unknown call from the proxy process: {kind!r}")

@@ -26,11 +26,12 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from mitmproxy import http
 
-from flowbook.capture.addon import META_KEY, FlowbookAddon, StreamTee, flow_id_of, request_view
+from flowbook.capture.addon import META_KEY, FlowbookAddon, StreamTee, flow_id_of
 from flowbook.capture.link import Link
 from flowbook.providers.base import Detection, Provider, RequestView
 
@@ -145,28 +146,7 @@ class WorkerAddon(FlowbookAddon):
         self.shipper = shipper
         self.intercepting = False
 
-    def request(self, flow: http.HTTPFlow) -> Any:  # type: ignore[override]
-        # Not a coroutine unless it must wait for the capture process: mitmproxy awaits what a
-        # hook returns only when it is awaitable, and most flows need no waiting here.
-        created = flow.request.timestamp_start or time.time()
-        view = request_view(flow)
-        found = self.detector.detect(view)
-        if found is None:
-            return None
-        provider, detection = found
-        client = flow.client_conn.peername
-        client_addr = f"{client[0]}:{client[1]}" if client else None
-        if self.intercepting:
-            return self.record_request(flow, view, provider, detection, created, client_addr)
-        flow_id = flow_id_of(flow)
-        flow.metadata[META_KEY] = flow_id
-        self.shipper.begin(
-            flow_id, view, provider, detection, created=created, client_address=client_addr
-        )
-        self.shipper.request_sent(flow_id, time.time())
-        return None
-
-    async def record_request(
+    def record_request(
         self,
         flow: http.HTTPFlow,
         view: RequestView,
@@ -174,10 +154,19 @@ class WorkerAddon(FlowbookAddon):
         detection: Detection,
         created: float,
         client_addr: str | None,
+    ) -> Awaitable[None] | None:
+        if not self.intercepting:  # shipped as it is (no interceptor here): nothing to wait for
+            return super().record_request(flow, view, provider, detection, created, client_addr)
+        return self._mirrored_request(flow, provider, detection, created, client_addr)
+
+    async def _mirrored_request(
+        self,
+        flow: http.HTTPFlow,
+        provider: Provider,
+        detection: Detection,
+        created: float,
+        client_addr: str | None,
     ) -> None:
-        if not self.intercepting:
-            await super().record_request(flow, view, provider, detection, created, client_addr)
-            return
         flow_id = flow_id_of(flow)
         flow.metadata[META_KEY] = flow_id
         flow.metadata[MIRRORED] = True
@@ -202,24 +191,13 @@ class WorkerAddon(FlowbookAddon):
         assert resp is not None
         flow_id = flow.metadata[META_KEY]
         reply = await self.shipper.rpc("responseheaders", flow_id, resp.get_state())
-        if reply is not None and reply["streamed"]:
+        if reply is not None and reply["streamed"]:  # (no reply: the capture process is gone)
             resp.stream = StreamTee(self.recorder, flow_id)
-        elif reply is None and resp.stream is False:
-            pass  # the capture process is gone: buffer, the flow goes on unrecorded
 
-    def response(self, flow: http.HTTPFlow) -> Any:  # type: ignore[override]
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.metadata.get(MIRRORED):
             return self._mirrored_response(flow)
-        flow_id = flow.metadata.get(META_KEY)
-        if flow_id is None:
-            return None
-        resp = flow.response
-        assert resp is not None
-        if isinstance(resp.stream, StreamTee):
-            resp.stream.end(resp.timestamp_end or time.time())
-        else:
-            self.shipper.response_end(flow_id, resp.timestamp_end or time.time(), resp.raw_content)
-        return None
+        return super().response(flow)
 
     async def _mirrored_response(self, flow: http.HTTPFlow) -> None:
         resp = flow.response

@@ -27,8 +27,11 @@ CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "str
 
 
 def _run(coro: Any) -> Any:
-    """Run one async hook to completion on a loop of its own, in a thread of its own: the
-    browser tests' session-wide Playwright keeps an event loop running on the main thread."""
+    """Run one hook's result as mitmproxy does (awaited when it is awaitable) on a loop of its
+    own, in a thread of its own: the browser tests' session-wide Playwright keeps an event
+    loop running on the main thread."""
+    if coro is None:
+        return None
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
 
