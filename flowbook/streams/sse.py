@@ -44,7 +44,6 @@ class SSEDecoder(FramingDecoder):
         return out
 
     def _consume(self, text: str, t: float, final: bool) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
         buf = self._buf + text
         if self._pending_cr and buf.startswith("\n"):
             buf = buf[1:]
@@ -53,16 +52,21 @@ class SSEDecoder(FramingDecoder):
             # The common case (LF line ends only): one split instead of a search per line.
             lines = buf.split("\n")
             self._buf = lines.pop()  # the unterminated rest ("" after a final LF)
-            for line in lines:
-                ev = self._line(line, t)
-                if ev is not None:
-                    events.append(ev)
-            if final and self._buf:
-                ev = self._line(self._buf, t)
-                self._buf = ""
-                if ev is not None:
-                    events.append(ev)
-            return events
+        else:
+            lines = self._split_any(buf, final)
+        if final and self._buf:
+            lines.append(self._buf)
+            self._buf = ""
+        events = []
+        for line in lines:
+            ev = self._line(line, t)
+            if ev is not None:
+                events.append(ev)
+        return events
+
+    def _split_any(self, buf: str, final: bool) -> list[str]:
+        """Complete lines ended by LF, CR or CRLF; the rest stays in ``_buf``."""
+        lines = []
         start = 0
         n = len(buf)
         while start < n:
@@ -82,18 +86,10 @@ class SSEDecoder(FramingDecoder):
             else:
                 end = i_n
                 nxt = end + 1
-            line = buf[start:end]
+            lines.append(buf[start:end])
             start = nxt
-            ev = self._line(line, t)
-            if ev is not None:
-                events.append(ev)
         self._buf = buf[start:]
-        if final and self._buf:
-            ev = self._line(self._buf, t)
-            self._buf = ""
-            if ev is not None:
-                events.append(ev)
-        return events
+        return lines
 
     def _line(self, line: str, t: float) -> StreamEvent | None:
         if line == "":
