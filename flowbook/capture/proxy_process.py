@@ -126,11 +126,6 @@ class ProxyProcess:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None and not self._bye.is_set()
 
-    def call(self, fn: Any, *args: Any) -> None:
-        """Run ``fn(*args)`` on the intercept loop (thread-safe)."""
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(fn, *args)
-
     def stop(self, timeout: float = 10.0) -> None:
         try:
             self.interceptor.changed.disconnect(self._push_intercepting)
