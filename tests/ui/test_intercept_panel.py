@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tests.ui.test_table import _shot
+
 SETUP = """
 import json, tempfile, threading
 import openai
@@ -53,6 +55,7 @@ def test_panel_edit_and_resume(notebook: Callable[[list[str]], Any]) -> None:
     editor.fill("edited in the browser")
     # Focusing the editor holds the flow: its countdown pauses and says so.
     page.locator(".fb-countdown.fb-held").first.wait_for(timeout=30_000)
+    _shot(page.locator(".fb-intercept").first, "intercept-panel-editing-light.png")
     page.locator('button[data-action="resume_edited"]').click()
     page.locator(".fb-ip-empty", has_text="No paused flows").wait_for(timeout=30_000)
     nb.run_cell(2)
